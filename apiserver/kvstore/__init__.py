@@ -1,0 +1,1 @@
+"""kvstore: etcd access (the ``KVBackend`` seam), leases, rate limits and the batching sync store."""

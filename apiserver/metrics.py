@@ -1,0 +1,91 @@
+"""Prometheus metrics with upstream names and labels (spec section 5).
+
+One ``Metrics`` per process, on its own registry. The namespace is
+``cilium_clustermesh_apiserver`` for the exporter and ``cilium_kvstoremesh`` for KVStoreMesh.
+Modules receive the ``Metrics`` object; none of them creates metrics of its own.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, disable_created_metrics
+
+from apiserver import __version__
+
+APISERVER_NAMESPACE = "cilium_clustermesh_apiserver"
+KVSTOREMESH_NAMESPACE = "cilium_kvstoremesh"
+
+# Go client_golang emits no *_created series; neither do we.
+disable_created_metrics()
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def kvstore_scope(key: str) -> str:
+    """Upstream's ``GetScopeFromKey``: elements 3 and 4 of the key joined by ``/``.
+
+    ``cilium/state/nodes/v1/c1/n`` -> ``nodes/v1``; keys with fewer than 4 elements give
+    their first 12 characters.
+    """
+    parts = key.split("/", 4)
+    if len(parts) >= 4:
+        return f"{parts[2]}/{parts[3]}"
+    return key[:12]
+
+
+class Metrics:
+    def __init__(self, namespace: str = APISERVER_NAMESPACE, registry: CollectorRegistry | None = None):
+        self.namespace = namespace
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            try:
+                self.registry.register(collector)
+            except ValueError:  # already registered on a shared registry
+                pass
+        ns, reg = namespace, self.registry
+
+        self.version = Gauge("version", "Build version", ["version", "revision", "arch"], namespace=ns,
+                             registry=reg)
+        self.version.labels(__version__, "python", platform.machine()).set(1)
+        self.bootstrap_seconds = Gauge(
+            "bootstrap_seconds", "Duration in seconds to complete bootstrap", ["source_cluster"],
+            namespace=ns, registry=reg)
+        self.kvstore_operations_duration_seconds = Histogram(
+            "kvstore_operations_duration_seconds", "Duration in seconds of kvstore operations",
+            ["scope", "kind", "action", "outcome"], namespace=ns, registry=reg, buckets=_LATENCY_BUCKETS)
+        self.kvstore_events_queue_seconds = Histogram(
+            "kvstore_events_queue_seconds", "Seconds waited before a received event was queued",
+            ["scope", "action"], namespace=ns, registry=reg, buckets=_LATENCY_BUCKETS)
+        self.kvstore_quorum_errors_total = Counter(
+            "kvstore_quorum_errors", "Number of quorum errors", ["error"], namespace=ns, registry=reg)
+        self.kvstore_sync_queue_size = Gauge(
+            "kvstore_sync_queue_size", "Number of elements queued for synchronization in the kvstore",
+            ["scope", "source_cluster"], namespace=ns, registry=reg)
+        self.kvstore_sync_errors_total = Counter(
+            "kvstore_sync_errors", "Number of times synchronization to the kvstore failed",
+            ["scope", "source_cluster"], namespace=ns, registry=reg)
+        self.kvstore_initial_sync_completed = Gauge(
+            "kvstore_initial_sync_completed", "Whether the initial synchronization from/to the kvstore "
+            "has completed", ["scope", "source_cluster", "action"], namespace=ns, registry=reg)
+        # Beyond upstream: what we refused to export, and what we cleaned up after a restart.
+        self.malformed_objects_total = Counter(
+            "malformed_objects", "Kubernetes objects or kvstore values skipped because they could not be "
+            "converted", ["resource", "reason"], namespace=ns, registry=reg)
+        self.stale_keys_deleted_total = Counter(
+            "kvstore_stale_keys_deleted", "Keys left over from a previous run deleted after the initial "
+            "sync", ["scope"], namespace=ns, registry=reg)
+        # KVStoreMesh only (registered for both; they stay empty in the exporter).
+        self.remote_clusters = Gauge(
+            "remote_clusters", "The total number of remote clusters meshed with the local cluster",
+            namespace=ns, registry=reg)
+        self.remote_cluster_readiness_status = Gauge(
+            "remote_cluster_readiness_status", "The readiness status of the remote cluster",
+            ["target_cluster"], namespace=ns, registry=reg)
+        self.remote_cluster_failures = Gauge(
+            "remote_cluster_failures", "The total number of failures related to the remote cluster",
+            ["target_cluster"], namespace=ns, registry=reg)
+        self.remote_cluster_last_failure_ts = Gauge(
+            "remote_cluster_last_failure_ts", "The timestamp of the last failure of the remote cluster",
+            ["target_cluster"], namespace=ns, registry=reg)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian/Ubuntu machine (run as root or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+  echo "setup: installing etcd (Debian packages etcd-server, etcd-client)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client >/dev/null
+  # The package enables a system etcd on 2379 where systemd runs; ours use their own ports.
+fi
+PY=${PYTHON:-python3}
+if ! $PY -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: Python 3.11+ is required ($($PY --version 2>&1) found)" >&2
+  exit 1
+fi
+if ! $PY -c 'import apiserver, pytest, orjson' >/dev/null 2>&1 || [ "${SETUP_FORCE:-}" = 1 ]; then
+  $PY -m pip install -q --disable-pip-version-check -e ".[test]"
+fi
