@@ -1,0 +1,1 @@
+"""The exporter: Kubernetes (list/watch) -> converters -> sync stores -> etcd (``clustermesh`` command)."""
