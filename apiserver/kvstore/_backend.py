@@ -31,7 +31,8 @@ class CompactedError(KVStoreError):
     """A watch or read asked for a revision that has been compacted away."""
 
     def __init__(self, compact_revision: int, message: str = "") -> None:
-        super().__init__(message or f"required revision has been compacted (compact revision {compact_revision})")
+        super().__init__(
+            message or f"required revision has been compacted (compact revision {compact_revision})")
         self.compact_revision = compact_revision
 
 
