@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from apiserver.cli._flags import CommaListAction, KeyValueAction, add_bool, add_common_daemon_flags, go_duration
+from apiserver.cli._flags import KeyValueAction, add_bool, add_common_daemon_flags, go_duration
+from apiserver.kube.config import add_kube_flags
 
 HELP = "Run the ClusterMesh API server: export this cluster's state to etcd"
 
@@ -52,20 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus-serve-addr", default="",
                         help="Address to serve Prometheus metrics, e.g. :9962 (default off)")
     add_bool(parser, "--enable-k8s", True, "Accepted for compatibility")
-    parser.add_argument("--k8s-api-server-urls", action=CommaListAction, default=[],
-                        help="Kubernetes API server URLs (overrides the kubeconfig server)")
-    parser.add_argument("--k8s-kubeconfig-path", default="", help="Absolute path of the kubeconfig file")
-    parser.add_argument("--k8s-client-qps", type=float, default=10.0, help="Queries per second limit")
-    parser.add_argument("--k8s-client-burst", type=int, default=20, help="Burst value allowed for the K8s client")
-    parser.add_argument("--k8s-client-connection-timeout", type=go_duration, default=30.0,
-                        help="Kubernetes client connection timeout")
-    parser.add_argument("--k8s-client-connection-keep-alive", type=go_duration, default=30.0,
-                        help="Kubernetes client connection keep-alive")
-    parser.add_argument("--k8s-heartbeat-timeout", type=go_duration, default=30.0,
-                        help="Watchdog: reconnect a watch silent for this long (bookmarks count)")
+    add_kube_flags(parser)
     add_bool(parser, "--enable-k8s-api-discovery", False, "Accepted for compatibility")
-    parser.add_argument("--k8s-service-proxy-name", default="",
-                        help="Only export services with this service-proxy-name label value")
     parser.add_argument("--crd-wait-timeout", type=go_duration, default=300.0, help=argparse.SUPPRESS)
     add_common_daemon_flags(parser, gops_port=9892)
 

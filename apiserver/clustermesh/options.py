@@ -28,12 +28,6 @@ class ExporterOptions:
     cluster_users_config_path: str = "/var/lib/cilium/etcd-config/users.yaml"
     health_port: int = 9880
     prometheus_serve_addr: str = ""
-    kubeconfig_path: str = ""
-    api_server_urls: tuple[str, ...] = ()
-    k8s_client_qps: float = 10.0
-    k8s_client_burst: int = 20
-    k8s_connection_timeout: float = 30.0
-    k8s_heartbeat_timeout: float = 30.0
     debug: bool = False
     log_format: str = "text"
 
@@ -52,8 +46,6 @@ class ExporterOptions:
                 "--kvstore-opt etcd.address=URL")
         if not 0 <= self.health_port <= 65535:
             raise InvalidOptions(f"invalid --health-port {self.health_port}")
-        if self.k8s_client_qps <= 0 or self.k8s_client_burst <= 0:
-            raise InvalidOptions("--k8s-client-qps and --k8s-client-burst must be positive")
         if self.log_format not in ("text", "json"):
             raise InvalidOptions(f"invalid log format {self.log_format!r}: expected text or json")
 
@@ -73,12 +65,6 @@ class ExporterOptions:
             cluster_users_config_path=args.cluster_users_config_path,
             health_port=args.health_port,
             prometheus_serve_addr=args.prometheus_serve_addr,
-            kubeconfig_path=args.k8s_kubeconfig_path,
-            api_server_urls=tuple(args.k8s_api_server_urls),
-            k8s_client_qps=args.k8s_client_qps,
-            k8s_client_burst=args.k8s_client_burst,
-            k8s_connection_timeout=args.k8s_client_connection_timeout,
-            k8s_heartbeat_timeout=args.k8s_heartbeat_timeout,
             debug=bool(args.debug),
             log_format=args.log_opt.get("format", "text"),
         )

@@ -1,0 +1,210 @@
+"""The exporter: one sync store per prefix, one reflector per resource, wired in upstream's order.
+
+Order of start-up (spec 9): the cluster config is written first; then the heartbeat; then the
+Namespace reflector must sync (namespaced resources are filtered by it); then every other
+reflector streams into its handler, whose sync store writes the canary once its initial list is
+in etcd. Ready = cluster config written and every canary written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from apiserver._logging import get_logger
+from apiserver.clustermesh.handlers import (
+    EndpointHandler,
+    IdentityHandler,
+    NodeHandler,
+    endpoint_slice_namespace_index,
+    identity_namespace_index,
+)
+from apiserver.clustermesh.namespaces import NamespaceGate
+from apiserver.clustermesh.options import ExporterOptions
+from apiserver.clustermesh.services import Feed, ServiceExporter, ServiceExportExporter, Tee
+from apiserver.convert import cluster_config_value, local_cluster_config
+from apiserver.kube import (
+    CILIUM_ENDPOINT_SLICES,
+    CILIUM_ENDPOINTS,
+    CILIUM_IDENTITIES,
+    CILIUM_NODES,
+    ENDPOINT_SLICES,
+    NAMESPACES,
+    SERVICE_EXPORTS,
+    SERVICES,
+    Event,
+    KubeClient,
+    Reflector,
+    Resource,
+)
+from apiserver.kvstore._backend import KVBackend
+from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
+from apiserver.kvstore.heartbeat import Heartbeat
+from apiserver.kvstore.leases import LeaseManager
+from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.syncstore import SyncStore
+from apiserver.metrics import Metrics
+from apiserver.paths import (
+    IDENTITIES_ID_PREFIX,
+    IDENTITIES_PREFIX,
+    IP_DEFAULT_PREFIX,
+    IP_PREFIX,
+    NODES_PREFIX,
+    SERVICE_EXPORTS_PREFIX,
+    SERVICES_PREFIX,
+)
+
+log = get_logger(__name__)
+
+NAMESPACE_INDEX = "namespace"
+
+
+@dataclass(frozen=True)
+class ExporterTimings:
+    """Intervals that tests shorten; production uses upstream's."""
+
+    heartbeat_interval: float = 60.0
+    cluster_config_interval: float = 300.0
+
+
+class _LateHandler:
+    """A reflector handler whose target is chosen after the reflector exists: the service
+    exporters need the reflectors' caches, and the reflectors need a handler."""
+
+    def __init__(self) -> None:
+        self.target: Tee | Feed | None = None
+
+    def on_events(self, events: list[Event]) -> None:
+        assert self.target is not None
+        self.target.on_events(events)
+
+    def on_synced(self) -> None:
+        assert self.target is not None
+        self.target.on_synced()
+
+
+class Exporter:
+    def __init__(self, options: ExporterOptions, backend: KVBackend, kube: KubeClient,
+                 metrics: Metrics, *, limiter: RateLimiter | None = None,
+                 timings: ExporterTimings | None = None) -> None:
+        self._options = options
+        self._backend = backend
+        self._kube = kube
+        self._metrics = metrics
+        self._limiter = limiter
+        timings = timings or ExporterTimings()
+        cluster = options.cluster
+        self.leases = LeaseManager(backend, options.lease_ttl)
+        self._config = ClusterConfigEnforcer(
+            backend, self.leases, cluster.name,
+            cluster_config_value(local_cluster_config(cluster, mcs_api_enabled=options.enable_mcs_api)),
+            interval=timings.cluster_config_interval)
+        self._heartbeat = Heartbeat(backend, self.leases, interval=timings.heartbeat_interval)
+        self._config_written = False
+        self._started_at = 0.0
+        self._bootstrap_reported = False
+
+        def store(prefix: str, stale_prefix: str, synced_key: str | None = None) -> SyncStore:
+            return SyncStore(backend, self.leases, prefix=prefix, cluster_name=cluster.name,
+                             synced_key=synced_key, stale_prefix=stale_prefix, metrics=metrics,
+                             limiter=limiter)
+
+        self.stores: dict[str, SyncStore] = {
+            "nodes": store(NODES_PREFIX, f"{NODES_PREFIX}/{cluster.name}/"),
+            "identities": store(IDENTITIES_ID_PREFIX, f"{IDENTITIES_ID_PREFIX}/", IDENTITIES_PREFIX),
+            "ip": store(IP_DEFAULT_PREFIX, f"{IP_DEFAULT_PREFIX}/", IP_PREFIX),
+            "services": store(SERVICES_PREFIX, f"{SERVICES_PREFIX}/{cluster.name}/"),
+            "serviceexports": store(SERVICE_EXPORTS_PREFIX, f"{SERVICE_EXPORTS_PREFIX}/{cluster.name}/"),
+        }
+        self.namespaces = NamespaceGate(options.default_global_namespace)
+        self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces)
+        self.reflectors: list[Reflector] = []
+        self._build_reflectors()
+
+    def _reflector(self, resource: Resource, handler: object) -> Reflector:
+        reflector = self._kube.reflector(resource, handler)  # type: ignore[arg-type]
+        self.reflectors.append(reflector)
+        return reflector
+
+    def _build_reflectors(self) -> None:
+        options, cluster, metrics, gate = self._options, self._options.cluster, self._metrics, self.namespaces
+        self._reflector(CILIUM_NODES, NodeHandler(self.stores["nodes"], cluster, metrics))
+
+        identities = IdentityHandler(self.stores["identities"], gate, metrics)
+        identity_reflector = self._reflector(CILIUM_IDENTITIES, identities)
+        identity_reflector.add_index(NAMESPACE_INDEX, identity_namespace_index)
+        gate.subscribe(lambda ns: identities.resync(identity_reflector.by_index(NAMESPACE_INDEX, ns)))
+
+        slices = options.enable_cilium_endpoint_slice
+        endpoints = EndpointHandler(self.stores["ip"], gate, slices=slices, metrics=metrics)
+        endpoint_reflector = self._reflector(CILIUM_ENDPOINT_SLICES if slices else CILIUM_ENDPOINTS, endpoints)
+        if slices:
+            endpoint_reflector.add_index(NAMESPACE_INDEX, endpoint_slice_namespace_index)
+            gate.subscribe(lambda ns: endpoints.resync(endpoint_reflector.by_index(NAMESPACE_INDEX, ns)))
+        else:
+            gate.subscribe(lambda ns: endpoints.resync(endpoint_reflector.list_namespace(ns)))
+
+        # Services join EndpointSlices (global services) and ServiceExports (MCS-API).
+        service_handler, slice_handler = _LateHandler(), _LateHandler()
+        service_reflector = self._reflector(SERVICES, service_handler)
+        slice_reflector = self._reflector(ENDPOINT_SLICES, slice_handler)
+        services = ServiceExporter(self.stores["services"], cluster, gate, service_reflector.cache,
+                                   slice_reflector.cache, metrics)
+        slice_handler.target = services.other_feed
+        gate.subscribe(services.resync_namespace)
+        feeds = [services.service_feed]
+        if options.enable_mcs_api:
+            export_handler = _LateHandler()
+            export_reflector = self._reflector(SERVICE_EXPORTS, export_handler)
+            exports = ServiceExportExporter(self.stores["serviceexports"], cluster, gate,
+                                            service_reflector.cache, export_reflector.cache, metrics)
+            export_handler.target = exports.other_feed
+            gate.subscribe(exports.resync_namespace)
+            feeds.append(exports.service_feed)
+        service_handler.target = Tee(*feeds)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started_at = time.monotonic()
+        self.leases.start()
+        await self._config.write_once()
+        self._config_written = True
+        self._config.start()
+        self._heartbeat.start()
+        for sync_store in self.stores.values():
+            await sync_store.start()
+        if not self._options.enable_mcs_api:
+            # Upstream writes the service exports canary even with MCS-API off.
+            self.stores["serviceexports"].mark_synced()
+        self._namespace_reflector.start()
+        log.info("Waiting for namespaces to be listed before exporting namespaced resources")
+        await self.namespaces.synced.wait()
+        for reflector in self.reflectors:
+            reflector.start()
+
+    def ready(self) -> bool:
+        ready = self._config_written and all(s.synced.is_set() for s in self.stores.values())
+        if ready and not self._bootstrap_reported:
+            self._bootstrap_reported = True
+            elapsed = time.monotonic() - self._started_at
+            self._metrics.bootstrap_seconds.labels(self._options.cluster.name).set(elapsed)
+            if self._limiter is not None:
+                self._limiter.bootstrap_complete()
+            log.info("Initial synchronization complete", seconds=round(elapsed, 3),
+                     keys=sum(len(s.exported()) for s in self.stores.values()))
+        return ready
+
+    async def wait_ready(self) -> None:
+        await self.namespaces.synced.wait()
+        await asyncio.gather(*(s.synced.wait() for s in self.stores.values()))
+        self.ready()
+
+    async def stop(self) -> None:
+        """Close the watches, then let the stores finish in-flight and queued writes."""
+        await asyncio.gather(self._namespace_reflector.stop(), *(r.stop() for r in self.reflectors))
+        await asyncio.gather(*(s.stop() for s in self.stores.values()))
+        await self._heartbeat.stop()
+        await self._config.stop()
+        await self.leases.stop()

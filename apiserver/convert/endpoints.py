@@ -1,0 +1,147 @@
+"""CiliumEndpoint / CiliumEndpointSlice -> ``IPIdentityPair`` JSON under
+``cilium/state/ip/v1/default`` (spec section 1.4). Pure.
+
+One entry per non-empty ``ipv4``/``ipv6`` of every ``networking.addressing[]`` item, keyed by
+the address in Go ``net.IP`` text form. Field order and ``omitempty`` follow the 1.19
+``identity.IPIdentityPair``: ``Mask`` is always ``null`` (host entries), ``Metadata`` always
+``""``, the ``K8s*`` fields are left out when empty, ``NamedPorts`` is never populated.
+An endpoint without identity still yields entries with ``"ID":0``, as upstream does.
+
+Deliberate deviation: an address Go cannot parse would give the key ``<nil>`` and ``"IP":""``
+upstream; it is skipped here (and reported through ``skipped`` when the caller asks).
+
+Which object owns a key claimed by several objects is decided by :class:`IPOwnership`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import _access as a
+from ._ip import canonical_net_ip
+from .gojson import go_json
+from .ipownership import IPOwnership
+
+__all__ = [
+    "IPOwnership",
+    "cilium_endpoint_ip_entries",
+    "cilium_endpoint_owner",
+    "cilium_endpoint_slice_ip_entries",
+    "cilium_endpoint_slice_owner",
+]
+
+_UINT8, _UINT32 = 0xFF, 0xFFFFFFFF
+_ADDRESS_FIELDS = ("ipv4", "ipv6")
+
+
+def cilium_endpoint_owner(obj: Mapping[str, Any]) -> str:
+    """The ownership key of a CiliumEndpoint: ``<namespace>/<name>``."""
+    meta = a.metadata(obj)
+    return f"{a.namespace_of(meta)}/{a.name_of(meta)}"
+
+
+def cilium_endpoint_slice_owner(obj: Mapping[str, Any]) -> str:
+    """The ownership key of a (cluster-scoped) CiliumEndpointSlice: its name."""
+    return a.name_of(a.metadata(obj))
+
+
+def cilium_endpoint_ip_entries(obj: Mapping[str, Any], skipped: list[str] | None = None) -> dict[str, bytes]:
+    """All ``{ip: value}`` entries of a CiliumEndpoint (``status.*`` fields)."""
+    meta = a.metadata(obj)
+    name = a.name_of(meta)
+    namespace = a.namespace_of(meta)
+    status = a.mapping(obj.get("status"), "status")
+    networking = a.opt_mapping(status.get("networking"), "status.networking")
+    if networking is None:
+        return {}
+    identity = a.opt_mapping(status.get("identity"), "status.identity")
+    identity_id = 0 if identity is None else a.integer(identity.get("id"), "status.identity.id")
+    encryption = a.mapping(status.get("encryption"), "status.encryption")
+    return _entries(
+        networking,
+        "status.networking",
+        identity_id=identity_id,
+        key=a.integer(encryption.get("key"), "status.encryption.key"),
+        namespace=namespace,
+        pod_name=name,
+        service_account=a.string(status.get("service-account"), "status.service-account"),
+        skipped=skipped,
+    )
+
+
+def cilium_endpoint_slice_ip_entries(
+    obj: Mapping[str, Any], skipped: list[str] | None = None
+) -> dict[str, bytes]:
+    """All ``{ip: value}`` entries of a CiliumEndpointSlice; a later endpoint wins a shared IP."""
+    a.name_of(a.metadata(obj))
+    namespace = a.checked_name(obj.get("namespace"), "namespace", required=False)
+    out: dict[str, bytes] = {}
+    for i, item in enumerate(a.array(obj.get("endpoints"), "endpoints")):
+        what = f"endpoints[{i}]"
+        endpoint = a.mapping(item, what)
+        networking = a.opt_mapping(endpoint.get("networking"), f"{what}.networking")
+        if networking is None:
+            continue
+        encryption = a.mapping(endpoint.get("encryption"), f"{what}.encryption")
+        out.update(
+            _entries(
+                networking,
+                f"{what}.networking",
+                identity_id=a.integer(endpoint.get("id"), f"{what}.id"),
+                key=a.integer(encryption.get("key"), f"{what}.encryption.key"),
+                namespace=namespace,
+                pod_name=a.string(endpoint.get("name"), f"{what}.name"),
+                service_account=a.string(endpoint.get("service-account"), f"{what}.service-account"),
+                skipped=skipped,
+            )
+        )
+    return out
+
+
+def _entries(
+    networking: Mapping[str, Any],
+    what: str,
+    *,
+    identity_id: int,
+    key: int,
+    namespace: str,
+    pod_name: str,
+    service_account: str,
+    skipped: list[str] | None,
+) -> dict[str, bytes]:
+    host_ip = canonical_net_ip(a.string(networking.get("node"), f"{what}.node")) or ""
+    addresses = a.array(networking.get("addressing"), f"{what}.addressing")
+    if not addresses:
+        return {}
+    # Every entry of the endpoint shares all fields but the first: encode them once.
+    rest: dict[str, Any] = {
+        "Mask": None,
+        "HostIP": host_ip,
+        # Go converts with NumericIdentity()/uint8(): out-of-range values wrap.
+        "ID": identity_id & _UINT32,
+        "Key": key & _UINT8,
+        "Metadata": "",
+    }
+    if namespace:
+        rest["K8sNamespace"] = namespace
+    if pod_name:
+        rest["K8sPodName"] = pod_name
+    if service_account:
+        rest["K8sServiceAccount"] = service_account
+    tail = go_json(rest)[1:]
+    out: dict[str, bytes] = {}
+    for i, item in enumerate(addresses):
+        pair = a.mapping(item, f"{what}.addressing[{i}]")
+        for field in _ADDRESS_FIELDS:
+            text = a.string(pair.get(field), f"{what}.addressing[{i}].{field}")
+            if not text:
+                continue
+            ip = canonical_net_ip(text)
+            if ip is None:
+                if skipped is not None:
+                    skipped.append(f"{what}.addressing[{i}].{field}: invalid IP {text[:64]!r}")
+                continue
+            # The canonical text is digits, hex, '.' and ':' only: it needs no JSON escaping.
+            out[ip] = b'{"IP":"' + ip.encode() + b'",' + tail
+    return out

@@ -1,0 +1,75 @@
+"""Kubernetes side: client configuration, the watched resources, and list/watch reflectors.
+
+Reads the Kubernetes API and hands decoded objects to a consumer; knows nothing of etcd.
+"""
+
+from apiserver.kube._backoff import Backoff
+from apiserver.kube._cache import Cache, IndexFunc, Key, KubeObject, index_by_service, object_key
+from apiserver.kube._http import KubeAPIError
+from apiserver.kube._ratelimit import RateLimiter
+from apiserver.kube.config import KubeClient, KubeConfigError, KubeOptions, add_kube_flags, build_client
+from apiserver.kube.health import check_api
+from apiserver.kube.reflector import (
+    DELETE,
+    UPSERT,
+    BatchHandler,
+    CountingMetrics,
+    Event,
+    EventKind,
+    ObjectHandler,
+    Reflector,
+    ReflectorMetrics,
+    ReflectorOptions,
+)
+from apiserver.kube.resources import (
+    ALL_RESOURCES,
+    CILIUM_ENDPOINT_SLICES,
+    CILIUM_ENDPOINTS,
+    CILIUM_IDENTITIES,
+    CILIUM_NODES,
+    ENDPOINT_SLICES,
+    NAMESPACES,
+    SERVICE_EXPORTS,
+    SERVICES,
+    Resource,
+    label_selector_for,
+)
+
+__all__ = [
+    "ALL_RESOURCES",
+    "CILIUM_ENDPOINTS",
+    "CILIUM_ENDPOINT_SLICES",
+    "CILIUM_IDENTITIES",
+    "CILIUM_NODES",
+    "DELETE",
+    "ENDPOINT_SLICES",
+    "NAMESPACES",
+    "SERVICES",
+    "SERVICE_EXPORTS",
+    "UPSERT",
+    "Backoff",
+    "BatchHandler",
+    "Cache",
+    "CountingMetrics",
+    "Event",
+    "EventKind",
+    "IndexFunc",
+    "Key",
+    "KubeAPIError",
+    "KubeClient",
+    "KubeConfigError",
+    "KubeObject",
+    "KubeOptions",
+    "ObjectHandler",
+    "RateLimiter",
+    "Reflector",
+    "ReflectorMetrics",
+    "ReflectorOptions",
+    "Resource",
+    "add_kube_flags",
+    "build_client",
+    "check_api",
+    "index_by_service",
+    "label_selector_for",
+    "object_key",
+]

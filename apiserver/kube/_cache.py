@@ -1,0 +1,148 @@
+"""Informer-style cache of one resource's objects, keyed by ``(namespace, name)``, with indexes.
+
+Pure data structure, no I/O. The reflector is the only writer (``put``/``pop``); consumers read.
+Objects are the decoded JSON dicts, shared with the events the consumer receives: treat them as
+read-only. Cluster-scoped objects have namespace ``""``.
+
+Indexes: the namespace index is always there and costs nothing per update (the namespace is part
+of the key). Extra indexes are pluggable: ``add_index(name, fn)`` where ``fn(obj)`` returns the
+index values of an object (an iterable of strings, empty for none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+KubeObject = dict[str, Any]
+Key = tuple[str, str]
+IndexFunc = Callable[[KubeObject], Iterable[str]]
+
+
+def object_key(obj: KubeObject) -> Key:
+    """``(namespace, name)``; raises ``KeyError``/``TypeError`` when the object has no name."""
+    meta = obj["metadata"]
+    return meta.get("namespace") or "", meta["name"]
+
+
+def resource_version(obj: KubeObject) -> str:
+    rv: str = obj["metadata"].get("resourceVersion") or ""
+    return rv
+
+
+def index_by_service(obj: KubeObject) -> tuple[str, ...]:
+    """EndpointSlice -> ``"<namespace>/<service>"`` of the Service owning it (label
+    ``kubernetes.io/service-name``); nothing for slices without that label."""
+    meta = obj["metadata"]
+    service = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+    if not service:
+        return ()
+    return (f"{meta.get('namespace') or ''}/{service}",)
+
+
+class Cache:
+    __slots__ = ("_by_namespace", "_indexers", "_indices", "_items")
+
+    def __init__(self) -> None:
+        self._items: dict[Key, KubeObject] = {}
+        # Dicts with None values are insertion-ordered sets: results come back in a stable order.
+        self._by_namespace: dict[str, dict[Key, None]] = {}
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indices: dict[str, dict[str, dict[Key, None]]] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> KubeObject | None:
+        return self._items.get((namespace, name))
+
+    def get_key(self, key: Key) -> KubeObject | None:
+        return self._items.get(key)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._items)
+
+    def keys(self) -> list[Key]:
+        return list(self._items)
+
+    def objects(self) -> list[KubeObject]:
+        return list(self._items.values())
+
+    def list_namespace(self, namespace: str) -> list[KubeObject]:
+        items = self._items
+        return [items[k] for k in self._by_namespace.get(namespace, ())]
+
+    def namespaces(self) -> list[str]:
+        return list(self._by_namespace)
+
+    def add_index(self, name: str, fn: IndexFunc) -> None:
+        """Register an index and build it over the objects already cached."""
+        if name in self._indexers:
+            raise ValueError(f"index {name!r} already exists")
+        self._indexers[name] = fn
+        index: dict[str, dict[Key, None]] = {}
+        self._indices[name] = index
+        for key, obj in self._items.items():
+            for value in fn(obj):
+                index.setdefault(value, {})[key] = None
+
+    def by_index(self, name: str, value: str) -> list[KubeObject]:
+        """Objects whose index ``name`` yields ``value``; ``KeyError`` for an unknown index."""
+        items = self._items
+        return [items[k] for k in self._indices[name].get(value, ())]
+
+    def index_values(self, name: str) -> list[str]:
+        return list(self._indices[name])
+
+    # -- writing (the reflector) -----------------------------------------------------------
+
+    def put(self, key: Key, obj: KubeObject) -> KubeObject | None:
+        """Store ``obj``; returns the object it replaced."""
+        old = self._items.get(key)
+        self._items[key] = obj
+        if old is None:
+            bucket = self._by_namespace.get(key[0])
+            if bucket is None:
+                self._by_namespace[key[0]] = {key: None}
+            else:
+                bucket[key] = None
+        if self._indexers:
+            self._reindex(key, old, obj)
+        return old
+
+    def pop(self, key: Key) -> KubeObject | None:
+        """Remove and return the object under ``key`` (``None`` if absent)."""
+        old = self._items.pop(key, None)
+        if old is None:
+            return None
+        bucket = self._by_namespace[key[0]]
+        del bucket[key]
+        if not bucket:
+            del self._by_namespace[key[0]]
+        if self._indexers:
+            self._reindex(key, old, None)
+        return old
+
+    def _reindex(self, key: Key, old: KubeObject | None, new: KubeObject | None) -> None:
+        for name, fn in self._indexers.items():
+            # Tuples, not sets: an object has one or two index values, and this runs per update.
+            old_values = tuple(fn(old)) if old is not None else ()
+            new_values = tuple(fn(new)) if new is not None else ()
+            if old_values == new_values:
+                continue
+            index = self._indices[name]
+            for value in old_values:
+                if value not in new_values:
+                    bucket = index.get(value)
+                    if bucket is not None:
+                        bucket.pop(key, None)
+                        if not bucket:
+                            del index[value]
+            for value in new_values:
+                if value not in old_values:
+                    index.setdefault(value, {})[key] = None

@@ -1,0 +1,71 @@
+"""Owned, supervised background tasks for the kvstore write side.
+
+A ``SupervisedTask`` runs one coroutine "forever": if the coroutine raises or returns while the
+owner still wants it running, the exit is logged and the coroutine is started again after an
+exponential back-off. ``stop()`` cancels and then awaits, so no task outlives its owner.
+It must never swallow ``CancelledError`` from its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from apiserver._logging import get_logger
+
+log = get_logger(__name__)
+
+RESTART_MIN = 0.1
+RESTART_MAX = 30.0
+
+
+class SupervisedTask:
+    """One eternal coroutine, restarted on unexpected exit, stopped by cancel-then-await."""
+
+    def __init__(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]], *,
+                 restart_min: float = RESTART_MIN, restart_max: float = RESTART_MAX) -> None:
+        self.name = name
+        self._factory = factory
+        self._restart_min = restart_min
+        self._restart_max = restart_max
+        self._task: asyncio.Task[None] | None = None
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self.running:
+            raise RuntimeError(f"task {self.name!r} is already running")
+        self._task = asyncio.get_running_loop().create_task(self._supervise(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._restart_min
+        while True:
+            started = loop.time()
+            try:
+                await self._factory()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Background task failed; restarting", task=self.name)
+            else:
+                log.error("Background task exited unexpectedly; restarting", task=self.name)
+            self.restarts += 1
+            # A run that lasted a while was healthy: the next failure starts the back-off afresh.
+            if loop.time() - started > self._restart_max:
+                delay = self._restart_min
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._restart_max)

@@ -1,0 +1,224 @@
+"""``EtcdConfig``: where etcd is and how to authenticate, from the etcd client YAML or ``--kvstore-opt``.
+
+The YAML is the file upstream mounts as ``etcd.config`` (``endpoints``, ``trusted-ca-file``,
+``cert-file``, ``key-file``, ...). The ``etcd.*`` options are Cilium's ``--kvstore-opt`` keys (spec
+section 2); the rate-limit values are only parsed here, the sync store enforces them.
+
+Pure parsing plus file reads; certificate files are *not* read here (see ``tls``), so that
+rotated Secrets are picked up whenever a connection is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from apiserver.cli._flags import go_bool, go_duration
+from apiserver.kvstore._backend import KVStoreError
+
+__all__ = ["EtcdConfig", "EtcdConfigError"]
+
+OPT_CONFIG = "etcd.config"
+OPT_ADDRESS = "etcd.address"
+OPT_QPS = "etcd.qps"
+OPT_BOOTSTRAP_QPS = "etcd.bootstrapQps"
+OPT_MAX_INFLIGHT = "etcd.maxInflight"
+OPT_LIMIT = "etcd.limit"
+OPT_KEEPALIVE_HEARTBEAT = "etcd.keepaliveHeartbeat"
+OPT_KEEPALIVE_TIMEOUT = "etcd.keepaliveTimeout"
+KNOWN_OPTS = frozenset({OPT_CONFIG, OPT_ADDRESS, OPT_QPS, OPT_BOOTSTRAP_QPS, OPT_MAX_INFLIGHT, OPT_LIMIT,
+                        OPT_KEEPALIVE_HEARTBEAT, OPT_KEEPALIVE_TIMEOUT})
+
+# etcd's server refuses client pings more frequent than this (--grpc-keepalive-min-time): GOAWAY.
+MIN_KEEPALIVE_INTERVAL = 5.0
+
+
+class EtcdConfigError(KVStoreError, ValueError):
+    """The etcd configuration (file, option or TLS material) is missing or invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdConfig:
+    """Connection settings. Durations are seconds. ``None`` rate limits mean "not set"."""
+
+    endpoints: tuple[str, ...]
+    trusted_ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    insecure_skip_tls_verify: bool = False
+    dial_timeout: float = 5.0
+    request_timeout: float = 30.0
+    keepalive_heartbeat: float = 15.0
+    keepalive_timeout: float = 25.0
+    qps: float = 20.0
+    bootstrap_qps: float | None = None
+    max_inflight: int | None = None  # upstream: defaults to qps
+    list_limit: int = 256
+    config_file: str | None = None  # where this came from, for messages
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise EtcdConfigError(f"no etcd endpoints configured{self._origin()}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise EtcdConfigError(f"cert-file and key-file must be set together{self._origin()}")
+        if self.insecure_skip_tls_verify:
+            # grpc-python cannot switch off certificate verification; refusing is safer than
+            # silently verifying (and failing) or silently trusting.
+            raise EtcdConfigError(f"insecure-skip-tls-verify is not supported; set trusted-ca-file{self._origin()}")
+        for name in ("dial_timeout", "request_timeout", "keepalive_heartbeat", "keepalive_timeout", "qps"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise EtcdConfigError(f"{name} must be a positive number, got {value!r}{self._origin()}")
+
+    def _origin(self) -> str:
+        return f" (in {self.config_file})" if self.config_file else ""
+
+    @property
+    def uses_client_cert(self) -> bool:
+        return self.cert_file is not None
+
+    @property
+    def effective_max_inflight(self) -> int:
+        return self.max_inflight if self.max_inflight is not None else max(1, int(self.qps))
+
+    @property
+    def grpc_keepalive_interval(self) -> float:
+        """The keepalive ping interval actually used (never below etcd's enforcement minimum)."""
+        return max(self.keepalive_heartbeat, MIN_KEEPALIVE_INTERVAL)
+
+    def replace(self, **changes: Any) -> EtcdConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> EtcdConfig:
+        """Load the etcd client YAML at ``path``; keyword ``overrides`` replace parsed fields."""
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise EtcdConfigError(f"etcd config file {source} does not exist") from None
+        except OSError as exc:
+            raise EtcdConfigError(f"cannot read etcd config file {source}: {exc.strerror or exc}") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise EtcdConfigError(f"etcd config file {source} is not valid YAML: {exc}") from None
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise EtcdConfigError(f"etcd config file {source} must be a YAML mapping")
+        fields = _fields_from_yaml(doc, source)
+        fields.update(overrides)
+        fields["config_file"] = source
+        return cls(**fields)
+
+    @classmethod
+    def from_kvstore_opts(cls, opts: Mapping[str, str]) -> EtcdConfig:
+        """From ``--kvstore-opt`` pairs: ``etcd.config`` (file) and/or ``etcd.address`` (which then
+        replaces the file's endpoints), plus the rate-limit and keepalive options."""
+        unknown = sorted(set(opts) - KNOWN_OPTS)
+        if unknown:
+            raise EtcdConfigError(f"unknown kvstore option(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(sorted(KNOWN_OPTS))}")
+        overrides: dict[str, Any] = {}
+        if opts.get(OPT_ADDRESS):
+            overrides["endpoints"] = (opts[OPT_ADDRESS],)
+        if OPT_QPS in opts:
+            overrides["qps"] = _positive(opts, OPT_QPS, float)
+        if OPT_BOOTSTRAP_QPS in opts:
+            overrides["bootstrap_qps"] = _positive(opts, OPT_BOOTSTRAP_QPS, float)
+        if OPT_MAX_INFLIGHT in opts:
+            overrides["max_inflight"] = _positive(opts, OPT_MAX_INFLIGHT, int)
+        if OPT_LIMIT in opts:
+            overrides["list_limit"] = _positive(opts, OPT_LIMIT, int)
+        if OPT_KEEPALIVE_HEARTBEAT in opts:
+            overrides["keepalive_heartbeat"] = _duration_opt(opts, OPT_KEEPALIVE_HEARTBEAT)
+        if OPT_KEEPALIVE_TIMEOUT in opts:
+            overrides["keepalive_timeout"] = _duration_opt(opts, OPT_KEEPALIVE_TIMEOUT)
+        if opts.get(OPT_CONFIG):
+            return cls.from_yaml(opts[OPT_CONFIG], **overrides)
+        if "endpoints" not in overrides:
+            raise EtcdConfigError(f"kvstore options need {OPT_CONFIG} or {OPT_ADDRESS}")
+        return cls(**overrides)
+
+
+def _positive(opts: Mapping[str, str], key: str, kind: type[int] | type[float]) -> Any:
+    raw = opts[key]
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise EtcdConfigError(f"kvstore option {key}={raw!r}: not a valid {kind.__name__}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise EtcdConfigError(f"kvstore option {key}={raw!r}: must be positive")
+    return value
+
+
+def _duration_opt(opts: Mapping[str, str], key: str) -> float:
+    try:
+        value = go_duration(opts[key])
+    except argparse.ArgumentTypeError as exc:
+        raise EtcdConfigError(f"kvstore option {key}: {exc}") from None
+    if value <= 0:
+        raise EtcdConfigError(f"kvstore option {key}={opts[key]!r}: must be positive")
+    return value
+
+
+def _yaml_duration(value: object, key: str, source: str) -> float:
+    # Go's etcd client YAML decodes time.Duration from an integer number of nanoseconds;
+    # accept that and the human "5s" form.
+    if isinstance(value, bool):
+        raise EtcdConfigError(f"{key} in {source}: invalid duration {value!r}")
+    if isinstance(value, int | float):
+        return float(value) / 1e9
+    try:
+        return go_duration(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise EtcdConfigError(f"{key} in {source}: {exc}") from None
+
+
+def _yaml_str(doc: Mapping[str, object], key: str, source: str) -> str | None:
+    value = doc.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EtcdConfigError(f"{key} in {source} must be a string, got {value!r}")
+    return value
+
+
+def _fields_from_yaml(doc: Mapping[str, object], source: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    endpoints = doc.get("endpoints")
+    if isinstance(endpoints, str):
+        endpoints = [endpoints]
+    if not isinstance(endpoints, list) or not endpoints or not all(isinstance(e, str) and e for e in endpoints):
+        raise EtcdConfigError(f"endpoints in {source} must be a non-empty list of URLs")
+    fields["endpoints"] = tuple(endpoints)
+    # ``ca-file`` is the older spelling still found in Cilium examples.
+    ca = _yaml_str(doc, "trusted-ca-file", source) or _yaml_str(doc, "ca-file", source)
+    fields["trusted_ca_file"] = ca
+    fields["cert_file"] = _yaml_str(doc, "cert-file", source)
+    fields["key_file"] = _yaml_str(doc, "key-file", source)
+    fields["username"] = _yaml_str(doc, "username", source)
+    fields["password"] = _yaml_str(doc, "password", source)
+    skip = doc.get("insecure-skip-tls-verify")
+    if skip is not None:
+        try:
+            fields["insecure_skip_tls_verify"] = skip if isinstance(skip, bool) else go_bool(str(skip))
+        except argparse.ArgumentTypeError as exc:
+            raise EtcdConfigError(f"insecure-skip-tls-verify in {source}: {exc}") from None
+    for key, name in (("dial-timeout", "dial_timeout"), ("dial-keep-alive-time", "keepalive_heartbeat"),
+                      ("dial-keep-alive-timeout", "keepalive_timeout")):
+        if doc.get(key) is not None:
+            value = _yaml_duration(doc[key], key, source)
+            if value:  # Go's zero value means "use the default"
+                fields[name] = value
+    return fields

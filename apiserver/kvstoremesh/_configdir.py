@@ -1,0 +1,126 @@
+"""Watch the ``--clustermesh-config`` directory: one etcd client YAML per remote cluster (spec 6.4).
+
+The file name is the cluster name; a file is a cluster config iff its content contains
+``endpoints:``. Polling (stat + SHA-256 of the content, through symlinks) rather than inotify:
+Kubernetes Secret volumes swap a ``..data`` symlink atomically, which polling sees as one content
+change, and no extra dependency is needed. Dot-files and directories are ignored.
+
+``scan_config_dir`` and ``diff_configs`` are pure-ish helpers (one directory read, no state);
+``ConfigDirWatcher`` owns the polling task and reports changes through two callbacks. It never
+validates cluster names: that is the mesh's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apiserver._logging import get_logger
+
+log = get_logger(__name__)
+
+CONFIG_MARKER = b"endpoints:"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    name: str
+    path: str
+    digest: str
+
+
+def read_config_file(path: str, name: str) -> ConfigFile | None:
+    """The config at ``path`` (symlinks followed), or None if it is not a readable cluster config."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except OSError:
+        return None
+    if CONFIG_MARKER not in content:
+        return None
+    return ConfigFile(name=name, path=path, digest=hashlib.sha256(content).hexdigest())
+
+
+def scan_config_dir(directory: str) -> dict[str, ConfigFile]:
+    """Every cluster config in ``directory``, by file name (= cluster name)."""
+    found: dict[str, ConfigFile] = {}
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        log.warning("Cannot read the cluster mesh configuration directory", path=directory, error=str(exc))
+        return found
+    for name in entries:
+        if name.startswith("."):
+            continue  # "..data", "..2024_01_01..." of Secret volumes, editor leftovers
+        config = read_config_file(os.path.join(directory, name), name)
+        if config is not None:
+            found[name] = config
+    return found
+
+
+def diff_configs(old: dict[str, ConfigFile],
+                 new: dict[str, ConfigFile]) -> tuple[list[ConfigFile], list[str]]:
+    """(configs added or whose content changed, names removed), both sorted by name."""
+    upserted = [cfg for name, cfg in sorted(new.items())
+                if name not in old or old[name].digest != cfg.digest]
+    removed = sorted(name for name in old if name not in new)
+    return upserted, removed
+
+
+class ConfigDirWatcher:
+    """Polls a config directory and reports cluster configs added/changed (``on_upsert``) or gone."""
+
+    def __init__(self, directory: str, on_upsert: Callable[[str, str], None],
+                 on_remove: Callable[[str], None], *, interval: float = 1.0) -> None:
+        self._directory = directory
+        self._on_upsert = on_upsert
+        self._on_remove = on_remove
+        self._interval = interval
+        self._tracked: dict[str, ConfigFile] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def poll(self) -> None:
+        """One scan; callbacks run synchronously for every change found."""
+        current = scan_config_dir(self._directory)
+        upserted, removed = diff_configs(self._tracked, current)
+        self._tracked = current
+        for name in removed:
+            log.info("Removed cluster configuration", cluster=name, path=self._directory)
+            self._on_remove(name)
+        for cfg in upserted:
+            log.info("Added or updated cluster configuration", cluster=cfg.name, path=cfg.path,
+                     sha256=cfg.digest[:12])
+            self._on_upsert(cfg.name, cfg.path)
+
+    async def start(self) -> None:
+        """Scan once (so the initial set of remotes is known on return), then poll in background."""
+        if self._task is not None:
+            raise RuntimeError("config directory watcher already started")
+        if not os.path.isdir(self._directory):
+            log.warning("Cluster mesh configuration directory does not exist (yet)", path=self._directory)
+        self.poll()
+        self._task = asyncio.create_task(self._loop(), name=f"configdir:{self._directory}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self.poll()
+            except Exception:  # a callback bug must not stop config tracking
+                log.exception("Failed to process cluster configuration changes", path=self._directory)

@@ -1,0 +1,197 @@
+"""The short-lived, localhost-only etcd that ``etcdinit`` configures, and the data-dir wipe before it.
+
+``TemporaryEtcd`` is an async context manager: entering spawns etcd (``--initial-cluster-state=new``
+on ``http://localhost:<port>``), leaving always stops it -- SIGTERM, then SIGKILL after a grace
+period -- whether the body succeeded, failed, timed out or was cancelled. etcd's output goes to
+a private temp file whose tail is put into every error, so a failed start says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from apiserver._logging import get_logger
+
+log = get_logger(__name__)
+
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+_LOG_TAIL = 3000
+
+
+class EtcdInitError(RuntimeError):
+    """etcdinit could not complete; the message says what to fix."""
+
+
+def resolve_etcd_binary(binary: str) -> str:
+    """An executable path for ``binary`` (a path, or a name looked up on PATH)."""
+    if os.sep in binary:
+        if os.path.isfile(binary) and os.access(binary, os.X_OK):
+            return binary
+        raise EtcdInitError(f"etcd binary {binary!r} does not exist or is not executable")
+    found = shutil.which(binary)
+    if found is None:
+        raise EtcdInitError(f"etcd binary {binary!r} not found on PATH (set --etcd-binary to its path)")
+    return found
+
+
+def wipe_data_dir(data_dir: str | Path) -> int:
+    """Delete everything *inside* ``data_dir``, keeping the directory itself (it is usually a
+    mounted volume, which cannot be removed). Returns how many entries were removed."""
+    base = Path(data_dir)
+    if not base.exists():
+        raise EtcdInitError(f"etcd data directory {str(base)!r} does not exist")
+    if not base.is_dir():
+        raise EtcdInitError(f"etcd data directory {str(base)!r} is not a directory")
+    if not os.access(base, os.R_OK | os.W_OK | os.X_OK):
+        raise EtcdInitError(f"etcd data directory {str(base)!r} is not readable and writable by this user")
+    removed = 0
+    try:
+        for entry in base.iterdir():
+            log.debug("Removing file/directory in data dir", etcdDataDir=str(base), path=entry.name)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+    except OSError as exc:
+        raise EtcdInitError(f"cannot empty etcd data directory {str(base)!r}: {exc}") from exc
+    return removed
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdLaunch:
+    """How to start the temporary etcd. Ports default to etcd's (upstream passes no peer URL)."""
+
+    binary: str
+    data_dir: str
+    name: str
+    initial_cluster_token: str
+    client_port: int = 2379
+    peer_port: int = 2380
+
+    @property
+    def client_url(self) -> str:
+        # "localhost" rather than an address so it works on IPv4-only and IPv6-only pods alike.
+        return f"http://localhost:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://localhost:{self.peer_port}"
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--data-dir={self.data_dir}",
+            f"--name={self.name}",
+            f"--listen-client-urls={self.client_url}",
+            f"--advertise-client-urls={self.client_url}",
+            f"--listen-peer-urls={self.peer_url}",
+            f"--initial-advertise-peer-urls={self.peer_url}",
+            f"--initial-cluster={self.name}={self.peer_url}",
+            f"--initial-cluster-token={self.initial_cluster_token}",
+            "--initial-cluster-state=new",
+        ]
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    """Signal etcd's own process group (it was started in a new session), so nothing it spawned
+    outlives it either."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+class TemporaryEtcd:
+    """``async with TemporaryEtcd(launch) as etcd:`` -- see the module docstring."""
+
+    def __init__(self, launch: EtcdLaunch, *, stop_grace: float = STOP_GRACE) -> None:
+        self.launch = launch
+        self.stop_grace = stop_grace
+        self._proc: asyncio.subprocess.Process | None = None
+        self._output: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def exited(self) -> bool:
+        return self._proc is not None and self._proc.returncode is not None
+
+    def output_tail(self) -> str:
+        """The last lines etcd printed (for error messages)."""
+        if self._output is None:
+            return ""
+        self._output.flush()
+        self._output.seek(0, os.SEEK_END)
+        size = self._output.tell()
+        self._output.seek(max(0, size - _LOG_TAIL))
+        return self._output.read().decode(errors="replace").strip()
+
+    def check_running(self) -> None:
+        """Raise ``EtcdInitError`` with etcd's last output if the process has exited."""
+        if self._proc is not None and self._proc.returncode is not None:
+            raise EtcdInitError(
+                f"etcd exited with code {self._proc.returncode} during etcdinit; its last output:\n"
+                f"{self.output_tail()}")
+
+    async def start(self) -> None:
+        cmd = self.launch.command()
+        # Our own ETCD_* variables would silently override the flags above.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+        # Owned by this object and closed in stop(): it must outlive this method.
+        self._output = tempfile.TemporaryFile(prefix="etcdinit-")  # noqa: SIM115
+        log.debug("Executing etcd", etcdBinary=self.launch.binary, etcdFlags=" ".join(cmd[1:]))
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=self._output, env=env,
+                start_new_session=True)
+        except OSError as exc:
+            self._close_output()
+            raise EtcdInitError(f"cannot start etcd {self.launch.binary!r}: {exc}") from exc
+        log.info("Local etcd server process started", pid=self._proc.pid, etcdListenClientUrl=self.launch.client_url)
+
+    async def stop(self) -> None:
+        """SIGTERM, wait up to ``stop_grace``, then SIGKILL. Safe to call twice."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            if proc.returncode is None:
+                log.info("Sending SIGTERM signal to etcd process", pid=proc.pid)
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), self.stop_grace)
+                except TimeoutError:
+                    log.warning("etcd did not exit after SIGTERM; killing it", pid=proc.pid)
+                    _signal_group(proc, signal.SIGKILL)
+                    await proc.wait()
+                log.info("etcd process exited", pid=proc.pid, exitCode=proc.returncode)
+        except BaseException:
+            # Cancelled while waiting: never leave etcd behind.
+            if proc.returncode is None:
+                _signal_group(proc, signal.SIGKILL)
+            raise
+        finally:
+            self._close_output()
+
+    def _close_output(self) -> None:
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    async def __aenter__(self) -> TemporaryEtcd:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
