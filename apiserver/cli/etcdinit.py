@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.cli._flags import go_bool, go_duration
-from apiserver.security.etcdinit import AuthAdmin, EtcdInitConfig, EtcdInitError, run_etcdinit
+from apiserver.security.etcdinit import EtcdInitConfig, EtcdInitError, run_etcdinit
 
 HELP = "Initialize an etcd data directory for use by the etcd sidecar of clustermesh-apiserver"
 ENV_PREFIX = "CILIUM_"
@@ -65,12 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=_env_default("etcd-peer-port", defaults.peer_port, int))
 
 
-async def _connect(endpoint: str) -> AuthAdmin:
-    from apiserver.security.etcd_admin import connect_admin
-
-    return await connect_admin(endpoint)
-
-
 def run(args: argparse.Namespace) -> int:
     configure_logging(debug=args.debug)
     config = EtcdInitConfig(
@@ -87,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
              etcdDataDir=config.data_dir, etcdClusterName=config.etcd_cluster_name,
              clusterName=config.cluster_name, etcdInitialClusterToken=config.initial_cluster_token)
     try:
-        asyncio.run(run_etcdinit(config, _connect))
+        asyncio.run(run_etcdinit(config))
     except EtcdInitError as exc:
         log.error("Failed to initialise etcd", error=str(exc), clusterName=config.cluster_name)
         return 1

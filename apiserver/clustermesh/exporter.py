@@ -66,6 +66,7 @@ class ExporterTimings:
 
     heartbeat_interval: float = 60.0
     cluster_config_interval: float = 300.0
+    lease_keepalive_interval: float | None = None  # None: a third of the lease TTL
 
 
 class _LateHandler:
@@ -95,7 +96,8 @@ class Exporter:
         self._limiter = limiter
         timings = timings or ExporterTimings()
         cluster = options.cluster
-        self.leases = LeaseManager(backend, options.lease_ttl)
+        self.leases = LeaseManager(backend, options.lease_ttl,
+                                   keepalive_interval=timings.lease_keepalive_interval)
         self._config = ClusterConfigEnforcer(
             backend, self.leases, cluster.name,
             cluster_config_value(local_cluster_config(cluster, mcs_api_enabled=options.enable_mcs_api)),

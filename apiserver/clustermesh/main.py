@@ -89,7 +89,7 @@ async def _serve(options: ExporterOptions, kube_options: KubeOptions, etcd_confi
             from apiserver.security.users import UsersManager
 
             users = UsersManager(backend, options.cluster_users_config_path)
-            await users.start()
+            users.start()
         await stop.wait()
         log.info("Shutting down")
         return 0

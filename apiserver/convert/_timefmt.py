@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ._errors import ConversionError
 
@@ -21,7 +21,7 @@ def rfc3339_utc_seconds(text: str, what: str) -> str:
         raise ConversionError(f"{what}: {text[:64]!r} is not an RFC 3339 timestamp")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
     try:
-        stamp = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise ConversionError(f"{what}: {exc}") from None
     if m.group(7) != "Z":

@@ -47,7 +47,6 @@ import orjson
 from apiserver._logging import get_logger
 from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import Cache, IndexFunc, Key, KubeObject
-from apiserver.kube._gc import gc_paused
 from apiserver.kube._http import KubeAPIError, KubeHTTP, Query
 from apiserver.kube._lines import LineSplitter
 from apiserver.kube._ratelimit import RateLimiter
@@ -398,8 +397,7 @@ class Reflector:
         """Decode watch lines into the cache and deliver the resulting events as one batch."""
         events: list[Event] = []
         try:
-            with gc_paused():
-                self._apply_lines(lines, events)
+            self._apply_lines(lines, events)
         finally:
             # Whatever reached the cache before an ERROR line reaches the consumer too.
             await self._deliver(events)

@@ -1,1 +1,30 @@
-"""kubesim."""
+"""kubesim: a Kubernetes API server emulator for tests, demos and benchmarks.
+
+It serves real HTTP(S) that kubernetes-asyncio and kubectl talk to: discovery, list with snapshots
+and paging, watch with bookmarks and 410 Expired, selectors, create/update/patch/delete with
+kube-apiserver's Status errors, and fault injection. It holds objects in memory only.
+
+    async with KubeSim() as sim:
+        sim.apply({"apiVersion": "cilium.io/v2", "kind": "CiliumNode", "metadata": {"name": "n1"}})
+        sim.write_kubeconfig(tmp_path / "kubeconfig")
+"""
+
+from apiserver.kubesim._errors import KubeError
+from apiserver.kubesim._faults import Faults
+from apiserver.kubesim._resources import BUILTIN_RESOURCES, Column, Registry, ResourceType
+from apiserver.kubesim._seed import load_manifests
+from apiserver.kubesim._sim import DEFAULT_NAMESPACES, KubeSim
+from apiserver.kubesim._tls import ServerTLS
+
+__all__ = [
+    "BUILTIN_RESOURCES",
+    "DEFAULT_NAMESPACES",
+    "Column",
+    "Faults",
+    "KubeError",
+    "KubeSim",
+    "Registry",
+    "ResourceType",
+    "ServerTLS",
+    "load_manifests",
+]

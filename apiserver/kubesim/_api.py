@@ -18,7 +18,8 @@ import yaml
 
 from apiserver.kubesim import _errors as errors
 from apiserver.kubesim import _objects as objects
-from apiserver.kubesim._patch import PatchError, PatchTestFailed, json_patch, merge_patch
+from apiserver.kubesim._defaults import ClusterIPAllocator, apply_defaults
+from apiserver.kubesim._patch import PatchError, PatchTestFailed, json_patch, merge_patch, strategic_merge_patch
 from apiserver.kubesim._resources import Registry, ResourceType
 from apiserver.kubesim._selectors import FieldSelector, LabelSelector
 from apiserver.kubesim._store import Page, Store
@@ -94,6 +95,7 @@ class Api:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self._cluster_ips = ClusterIPAllocator()
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -106,6 +108,11 @@ class Api:
     def _namespace_exists(self, namespace: str) -> bool:
         ns_rt = self.registry.by_kind("v1", "Namespace")
         return ns_rt is None or self.store.get(ns_rt, ("", namespace)) is not None
+
+    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        apply_defaults(rt, obj, old, self._cluster_ips)
+        if rt.kind == "Service" and rt.group == "":
+            self._cluster_ips.reserve(str(obj["spec"].get("clusterIP")))
 
     def _committed(self, rt: ResourceType, stored: Stored) -> Stored:
         if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
@@ -186,7 +193,8 @@ class Api:
             raise errors.namespace_not_found(key[0])
         if self.store.get(rt, key) is not None:
             raise errors.already_exists(rt, key[1])
-        objects.stamp_new(rt, obj)
+        self._default(rt, obj, None)
+        objects.stamp_new(obj)
         if dry_run:
             return self._dry(rt, obj, key, rv=self.store.resource_version)
         return self._committed(rt, self.store.write(rt, obj))
@@ -245,9 +253,11 @@ class Api:
         try:
             if ctype == JSON_PATCH:
                 new = json_patch(old, patch)
+            elif not isinstance(patch, dict):
+                raise PatchError("a merge patch must be a JSON object")
+            elif ctype == STRATEGIC_PATCH:
+                new = strategic_merge_patch(old, patch)
             else:
-                if not isinstance(patch, dict):
-                    raise PatchError("a merge patch must be a JSON object")
                 new = merge_patch(old, patch)
         except PatchTestFailed as exc:
             raise errors.KubeError(409, "Conflict", str(exc)) from None
@@ -282,6 +292,7 @@ class Api:
         elif subresource:
             raise errors.path_not_found()
         objects.validate(rt, obj, namespace or current.key[0] or None)
+        self._default(rt, obj, old)
         objects.stamp_update(old, obj)
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
@@ -304,7 +315,8 @@ class Api:
         objects.validate(rt, obj, None)
         current = self.store.get(rt, objects.key_of(rt, obj))
         if current is None:
-            objects.stamp_new(rt, obj)
+            self._default(rt, obj, None)
+            objects.stamp_new(obj)
             return self._committed(rt, self.store.write(rt, obj))
         obj["metadata"].pop("resourceVersion", None)
         obj["metadata"].pop("uid", None)

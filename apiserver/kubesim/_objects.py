@@ -103,23 +103,14 @@ def key_of(rt: ResourceType, obj: Obj) -> tuple[str, str]:
     return (meta.get("namespace") or "" if rt.namespaced else "", meta["name"])
 
 
-def _defaults(rt: ResourceType, obj: Obj) -> None:
-    if rt.kind == "Namespace" and rt.group == "":
-        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-        status = obj.setdefault("status", {})
-        if isinstance(status, dict):
-            status.setdefault("phase", "Active")
-
-
-def stamp_new(rt: ResourceType, obj: Obj) -> None:
-    """Fields a create sets: uid, creationTimestamp, generation, and per-kind defaults."""
+def stamp_new(obj: Obj) -> None:
+    """Fields a create sets: uid, creationTimestamp, generation."""
     meta: Obj = obj["metadata"]
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = now_rfc3339()
     meta["generation"] = 1
     for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
         meta.pop(transient, None)
-    _defaults(rt, obj)
 
 
 def spec_changed(old: Obj, new: Obj) -> bool:

@@ -1,7 +1,8 @@
-"""JSON merge patch (RFC 7386) and JSON patch (RFC 6902) over plain JSON data (pure).
+"""JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge patch over plain JSON (pure).
 
-Strategic merge patch and server-side apply are served as merge patches: the emulator has no Go
-struct tags to merge lists by key, and for the objects this project stores that is indistinguishable.
+The strategic merge patch needs no schema: kubectl's patches carry ``$setElementOrder/<list>``
+directives (and ``$patch: delete`` entries) whose elements name each list's merge key, which is all
+the merge needs. Lists without such a hint are replaced, as atomic lists are.
 """
 
 from __future__ import annotations
@@ -146,3 +147,96 @@ def json_patch(doc: Any, operations: Any) -> Any:
         else:
             raise PatchError(f"unknown JSON patch operation {kind!r}")
     return doc
+
+
+_ORDER = "$setElementOrder/"
+_DELETE_PRIMITIVES = "$deleteFromPrimitiveList/"
+
+
+def _merge_key(elements: list[Any]) -> str | None:
+    """The merge key a directive's elements show: the one non-directive key they all carry."""
+    for element in elements:
+        if isinstance(element, dict):
+            keys = [k for k in element if not k.startswith("$")]
+            if len(keys) == 1:
+                return str(keys[0])
+    return None
+
+
+def _ordered(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
+    ident = [o.get(key) if key and isinstance(o, dict) else o for o in order]
+    rank = {repr(v): i for i, v in enumerate(ident)}
+
+    def position(item: Any) -> int:
+        value = item.get(key) if key and isinstance(item, dict) else item
+        return rank.get(repr(value), len(rank))
+
+    return sorted(items, key=position)  # stable: items the order does not name keep their place, last
+
+
+def _merge_list(current: Any, patch: list[Any], order: list[Any] | None,
+                delete_primitives: list[Any] | None) -> list[Any]:
+    base = list(current) if isinstance(current, list) else []
+    if any(isinstance(e, dict) and e.get("$patch") == "replace" for e in patch):
+        return [e for e in patch if not (isinstance(e, dict) and e.get("$patch") == "replace")]
+    directive_elements = [e for e in patch if isinstance(e, dict) and "$patch" in e] + list(order or [])
+    key = _merge_key(directive_elements)
+    if key is None:
+        primitives = all(not isinstance(e, dict) for e in patch)
+        if not primitives or (order is None and delete_primitives is None):
+            return copy.deepcopy(patch)  # no merge hint: an atomic list, replaced
+        # A set of primitives (e.g. finalizers): union, minus the explicit deletions.
+        merged = base + [e for e in patch if e not in base]
+        merged = [e for e in merged if e not in (delete_primitives or [])]
+        return _ordered(merged, order, None) if order else merged
+    result = list(base)
+    for element in patch:
+        if not isinstance(element, dict):
+            continue
+        ident = element.get(key)
+        match = next((i for i, e in enumerate(result) if isinstance(e, dict) and e.get(key) == ident), None)
+        if element.get("$patch") == "delete":
+            result = [e for e in result if not (isinstance(e, dict) and e.get(key) == ident)]
+        elif match is None:
+            result.append(strategic_merge_patch({}, element))
+        else:
+            result[match] = strategic_merge_patch(result[match], element)
+    return _ordered(result, order, key) if order else result
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """Kubernetes strategic merge patch, schema-free (see the module docstring)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    if directive == "delete":
+        return None
+    result = dict(target) if isinstance(target, dict) else {}
+    orders = {k[len(_ORDER):]: v for k, v in patch.items() if k.startswith(_ORDER) and isinstance(v, list)}
+    deletions = {k[len(_DELETE_PRIMITIVES):]: v for k, v in patch.items()
+                 if k.startswith(_DELETE_PRIMITIVES) and isinstance(v, list)}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            merged = strategic_merge_patch(result.get(key), value)
+            if merged is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+        elif isinstance(value, list):
+            result[key] = _merge_list(result.get(key), value, orders.get(key), deletions.get(key))
+        else:
+            result[key] = value
+    # Directives for lists the patch does not otherwise touch: reorder, or drop primitives.
+    for key in (orders.keys() | deletions.keys()) - patch.keys():
+        if isinstance(result.get(key), list):
+            result[key] = _merge_list(result[key], [], orders.get(key), deletions.get(key))
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain}
+    return result

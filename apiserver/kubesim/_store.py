@@ -214,9 +214,9 @@ class Store:
         objects = b.objects
         if not overlay and not filtered:
             end = hi if limit <= 0 else min(hi, lo + limit)
-            items = [objects[k] for k in keys[lo:end]]
             more = end < hi
-            return Page(items, keys[end - 1] if more else None, hi - end if more else None)
+            return Page([objects[k] for k in keys[lo:end]], keys[end - 1] if more else None,
+                        hi - end if more else None)
         # Keys that exist in the snapshot but no longer now (deleted since) must be merged in.
         gone = sorted(k for k, v in overlay.items() if v is not None and k not in objects
                       and (after is None or k > after) and (not namespace or k[0] == namespace))
@@ -283,7 +283,7 @@ class Store:
     def watchers(self) -> list[Watcher]:
         return [w for b in self._buckets.values() for w in b.watchers]
 
-    async def wait_for_rv(self, rv: int, timeout: float) -> bool:
+    async def wait_for_rv(self, rv: int, within: float) -> bool:
         """Wait until the store reached ``rv`` (a client ahead of us, e.g. after a restart)."""
         if self._rv >= rv:
             return True
@@ -291,7 +291,7 @@ class Store:
         entry = (rv, fut)
         self._rv_waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, within)
             return True
         except TimeoutError:
             return False

@@ -270,20 +270,22 @@ class MemoryKV:
     def _check_branch(self, ops: Sequence[Op]) -> None:
         if len(ops) > MAX_TXN_OPS:
             raise KVStoreError("etcdserver: too many operations in txn request")
-        seen: set[str] = set()
+        # etcd: no key may be put twice, nor put and deleted, in one Txn (deleting twice is fine).
+        puts: set[str] = set()
+        deleted: set[str] = set()
         prefixes: list[str] = []
         for op in ops:
             if isinstance(op, Put):
                 if op.lease and op.lease not in self._leases:
                     raise LeaseNotFoundError("etcdserver: requested lease not found")
-                if op.key in seen:
+                if op.key in puts:
                     raise KVStoreError("etcdserver: duplicate key given in txn request")
-                seen.add(op.key)
+                puts.add(op.key)
             elif op.prefix:
                 prefixes.append(op.key)
             else:
-                seen.add(op.key)
-        if any(k.startswith(p) for p in prefixes for k in seen):
+                deleted.add(op.key)
+        if not puts.isdisjoint(deleted) or any(k.startswith(p) for p in prefixes for k in puts):
             raise KVStoreError("etcdserver: duplicate key given in txn request")
 
     def _changes_of(self, ops: Sequence[Op]) -> list[tuple[str, KeyValue | None]]:
@@ -405,16 +407,16 @@ class MemoryKV:
                 raise UnavailableError("client is closed")
             if position < self._history_dropped:
                 raise CompactedError(self._compact_rev)
-            changed = self._changed
+            changed, progress = self._changed, self._progress
             local = position - self._history_dropped
             events = [c.event for c in itertools.islice(self._history, local, None)
                       if c.event.key.startswith(prefix)]
             position = self._history_dropped + len(self._history)
             if events:
                 yield WatchBatch(events, self._rev)
-            elif progress_notify and progress_seen != self._progress:
+            elif progress_notify and progress != progress_seen:
                 yield WatchBatch([], self._rev)
-            progress_seen = self._progress
+            progress_seen = progress
             if changed is self._changed:
                 await changed.wait()
 

@@ -187,6 +187,11 @@ class SyncStore:
     def retrying(self) -> int:
         return len(self._retry_due)
 
+    @property
+    def pending_writes(self) -> int:
+        """Keys queued, in flight or waiting for a retry (0 = everything upserted is in etcd)."""
+        return len(self._order) + len(self._inflight) + len(self._retry_due)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -209,7 +214,7 @@ class SyncStore:
             self._enqueue(key)
         try:
             async with asyncio.timeout(self._drain_timeout if drain_timeout is None else drain_timeout):
-                while self._order or self._inflight or self._retry_due:
+                while self.pending_writes:
                     self._idle.clear()
                     await self._idle.wait()
         except TimeoutError:

@@ -9,7 +9,8 @@ The canary value is never parsed; a canary deleted later changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import KVBackend
@@ -18,7 +19,7 @@ from apiserver.kvstoremesh._resources import remote_synced_prefix
 
 log = get_logger(__name__)
 
-WatchFn = Callable[[], Awaitable[None]]
+WatchFn = Callable[[], Coroutine[Any, Any, None]]
 
 
 class WatchStoreManager:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
+from apiserver.kvstoremesh._tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -54,7 +55,8 @@ def scan_config_dir(directory: str) -> dict[str, ConfigFile]:
     try:
         entries = sorted(os.listdir(directory))
     except OSError as exc:
-        log.warning("Cannot read the cluster mesh configuration directory", path=directory, error=str(exc))
+        # Not fatal: the directory may be mounted later; every poll tries again.
+        log.debug("Cannot read the cluster mesh configuration directory", path=directory, error=str(exc))
         return found
     for name in entries:
         if name.startswith("."):
@@ -103,19 +105,12 @@ class ConfigDirWatcher:
         """Scan once (so the initial set of remotes is known on return), then poll in background."""
         if self._task is not None:
             raise RuntimeError("config directory watcher already started")
-        if not os.path.isdir(self._directory):
-            log.warning("Cluster mesh configuration directory does not exist (yet)", path=self._directory)
         self.poll()
         self._task = asyncio.create_task(self._loop(), name=f"configdir:{self._directory}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

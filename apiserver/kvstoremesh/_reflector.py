@@ -15,11 +15,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from apiserver._logging import get_logger
 from apiserver.kvstore._backend import KVBackend
 from apiserver.kvstore.watchstore import WatchStore
 from apiserver.kvstoremesh._canary import WatchStoreManager
 from apiserver.kvstoremesh._resources import Resource
 from apiserver.metrics import Metrics
+
+log = get_logger(__name__)
 
 
 class CacheWriter(Protocol):
@@ -49,16 +52,29 @@ class Reflector:
         self.cluster = cluster
         self.writer = writer
         self.enabled = False
+        self._metrics = metrics
         self._sync_marked = False
         self.watch_store = WatchStore(self, source_cluster=cluster, on_sync=self._mark_synced,
                                       metrics=metrics, page_size=page_size, resource=resource.name)
 
     # WatchStoreObserver
     def on_upsert(self, key: str, value: bytes) -> None:
-        self.writer.upsert(key, value)
+        try:
+            self.writer.upsert(key, value)
+        except ValueError as exc:  # a key the local store cannot represent (e.g. "/" only)
+            self._skip(key, exc)
 
     def on_delete(self, key: str) -> None:
-        self.writer.delete(key)
+        try:
+            self.writer.delete(key)
+        except ValueError as exc:
+            self._skip(key, exc)
+
+    def _skip(self, key: str, exc: ValueError) -> None:
+        log.warning("Skipping remote key that cannot be mirrored", cluster=self.cluster,
+                    resource=self.resource.name, key=key, error=str(exc))
+        if self._metrics is not None:
+            self._metrics.malformed_objects_total.labels(self.resource.name, "invalid-key").inc()
 
     def _mark_synced(self) -> None:
         # Once per reflector lifetime: the local canary states "the initial list was copied".

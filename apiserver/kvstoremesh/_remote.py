@@ -54,7 +54,9 @@ Connector = Callable[[str, str], Awaitable[KVBackend]]  # (cluster name, config 
 class ConfigEnforcer(Protocol):
     """Keeps one local ``cilium/cluster-config/<R>`` key at a value (``ClusterConfigEnforcer``)."""
 
-    async def start(self) -> None: ...
+    async def write_once(self) -> bool: ...
+
+    def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -290,7 +292,9 @@ class RemoteCluster:
             return
         await self._stop_enforcer()
         enforcer = self._ctx.enforcer_factory(self.name, value)
-        await enforcer.start()
+        # Written before any cached data: agents find the config first (then keep it enforced).
+        await asyncio.wait_for(enforcer.write_once(), self._cfg.request_timeout)
+        enforcer.start()
         self._enforcer, self._enforced_value = enforcer, value
 
     async def _stop_enforcer(self) -> None:

@@ -31,8 +31,8 @@ def first_error(exc: BaseException) -> BaseException:
     return exc
 
 
-async def wait_event(event: asyncio.Event, timeout: float) -> bool:
-    """True if ``event`` was set within ``timeout`` seconds."""
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """True if ``event`` was set within ``seconds``."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        await asyncio.wait_for(event.wait(), seconds)
     return event.is_set()

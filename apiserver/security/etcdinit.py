@@ -28,7 +28,7 @@ from apiserver.security.users import UserAdmin
 
 log = get_logger(__name__)
 
-__all__ = ["AuthAdmin", "EtcdInitConfig", "EtcdInitError", "apply_auth_plan", "run_etcdinit"]
+__all__ = ["AuthAdmin", "EtcdInitConfig", "EtcdInitError", "apply_auth_plan", "connect_plain", "run_etcdinit"]
 
 _READY_ATTEMPT_TIMEOUT = 2.0
 _READY_POLL = 0.1
@@ -65,6 +65,15 @@ class EtcdInitConfig:
 
 
 Connect = Callable[[str], Awaitable[AuthAdmin]]
+
+
+async def connect_plain(endpoint: str) -> AuthAdmin:
+    """The project's etcd client on the temporary etcd: plaintext, no auth (it is not on yet)."""
+    from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+
+    config = EtcdConfig(endpoints=(endpoint,), dial_timeout=_READY_ATTEMPT_TIMEOUT,
+                        request_timeout=_READY_ATTEMPT_TIMEOUT * 5)
+    return await EtcdClient.connect(config, timeout=_READY_ATTEMPT_TIMEOUT)
 
 
 async def apply_auth_plan(admin: AuthAdmin, plan: AuthPlan) -> None:
@@ -125,7 +134,7 @@ async def _wait_ready(etcd: TemporaryEtcd, connect: Connect) -> AuthAdmin:
         await asyncio.sleep(_READY_POLL)
 
 
-async def run_etcdinit(config: EtcdInitConfig, connect: Connect) -> None:
+async def run_etcdinit(config: EtcdInitConfig, connect: Connect = connect_plain) -> None:
     """The whole ``etcdinit`` run. Raises ``EtcdInitError`` with a clear message on failure."""
     started = time.monotonic()
     binary = resolve_etcd_binary(config.etcd_binary)

@@ -25,9 +25,11 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
+from apiserver.kvstore.etcd.config import EtcdConfig
 from apiserver.security.pki import CertFiles, CertKey, generate_ca, issue_cert
 
 __all__ = ["SERVER_SANS", "EtcdNotInstalledError", "EtcdServer", "EtcdStartError", "EtcdTLS", "etcd_binaries"]
@@ -208,6 +210,20 @@ class EtcdServer:
     @property
     def running(self) -> bool:
         return self.pid is not None
+
+    def etcd_config(self, user: str | None = ROOT_USER, **overrides: Any) -> EtcdConfig:
+        """An ``EtcdConfig`` for the project's client: certificate files for ``user`` with TLS,
+        root's password with password auth, nothing otherwise. ``overrides`` replace fields."""
+        fields: dict[str, Any] = {"endpoints": (self.client_url,)}
+        if self.tls is not None:
+            fields["trusted_ca_file"] = str(self.tls.ca_file)
+            if user is not None:
+                files = self.tls.client(user)
+                fields["cert_file"], fields["key_file"] = str(files.cert_file), str(files.key_file)
+        elif self.auth and user == ROOT_USER:
+            fields["username"], fields["password"] = ROOT_USER, self.root_password
+        fields.update(overrides)
+        return EtcdConfig(**fields)
 
     # -- etcdctl -----------------------------------------------------------------------------
 

@@ -6,19 +6,23 @@
 - ``etcd_tls_server``: TLS + client-cert auth + RBAC enabled (user ``root``), function scope.
 - ``etcd_tls_shared``: the same, session-scoped; do not change its users/roles/auth state.
 - ``etcd_pki``: the session's ``EtcdTLS`` (``etcd_pki.client("remote")`` gives cert files).
+- ``etcd_client``: an ``EtcdClient`` connected to ``etcd_shared`` (closed after the test).
 
-Fixtures are synchronous so they work from sync and async tests and from any event loop;
+``srv.etcd_config(user)`` gives the ``EtcdConfig`` to connect to any of these servers.
+
+Server fixtures are synchronous so they work from sync and async tests and from any event loop;
 teardown always kills the process and removes its files.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from apiserver.kvstore.etcd import EtcdClient
 from apiserver.testing.etcd import EtcdServer, EtcdTLS
 
 
@@ -55,3 +59,12 @@ def etcd_server() -> Iterator[EtcdServer]:
 def etcd_tls_server(etcd_pki: EtcdTLS) -> Iterator[EtcdServer]:
     with EtcdServer(tls=etcd_pki, auth=True, name="tls") as srv:
         yield srv
+
+
+@pytest.fixture
+async def etcd_client(etcd_shared: EtcdServer) -> AsyncIterator[EtcdClient]:
+    client = await EtcdClient.connect(etcd_shared.etcd_config())
+    try:
+        yield client
+    finally:
+        await client.close()

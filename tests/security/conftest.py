@@ -1,28 +1,29 @@
-"""Fixtures of the security tests."""
+"""Fixtures of the security tests (helpers live in ``meshtest``)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from meshtest import MeshEtcd, dev_pki_under, start_mesh_etcd, wait_for
 
 from apiserver.security.memory_auth import MemoryAuthAdmin
+
+
+@pytest.fixture(scope="module")
+def mesh_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshEtcd]:
+    base = tmp_path_factory.mktemp("mesh")
+    server = start_mesh_etcd(base)
+    try:
+        assert server.tls is not None
+        yield MeshEtcd(server, dev_pki_under(server.tls, base / "pki"))
+    finally:
+        server.close_sync()
 
 
 @pytest.fixture
 def fake_admin() -> MemoryAuthAdmin:
     return MemoryAuthAdmin()
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds or ``timeout`` passes (no blind sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the *_pb2.py / *_pb2.pyi modules from the .proto files in this directory.
+# Regenerates the *_pb2.py modules from the .proto files in this directory.
 #
 # Paths are given relative to the repository root so the descriptors are registered as
 # "apiserver/kvstore/proto/etcd_*.proto" (unique in the process-wide descriptor pool) and the
@@ -10,10 +10,11 @@
 #   python3 -m venv /tmp/gentools && /tmp/gentools/bin/pip install "grpcio-tools==1.75.1"
 #   PROTOC_PYTHON=/tmp/gentools/bin/python apiserver/kvstore/proto/generate.sh
 # No --grpc_python_out: the client builds upstream method paths itself (see etcd_rpc.proto).
+# No --pyi_out: pyproject.toml has mypy skip these modules (they are typed as Any).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 PY=${PROTOC_PYTHON:-python3}
-"$PY" -m grpc_tools.protoc --proto_path=. --python_out=. --pyi_out=. \
+"$PY" -m grpc_tools.protoc --proto_path=. --python_out=. \
   apiserver/kvstore/proto/etcd_kv.proto \
   apiserver/kvstore/proto/etcd_auth.proto \
   apiserver/kvstore/proto/etcd_rpc.proto

@@ -1,0 +1,114 @@
+"""Helpers of the security tests (imported by ``conftest`` and the test modules).
+
+``start_mesh_etcd`` builds the real thing, built the way the Pod builds it: ``clustermesh-apiserver pki``
+output for the identities (chained to the test CA), ``clustermesh-apiserver etcdinit`` run as a
+subprocess on the data dir, then etcd started on it with TLS and ``--client-cert-auth``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.security.devpki import DevPKIRequest, atomic_write, write_dev_pki
+from apiserver.testing.etcd import EtcdServer, EtcdTLS
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = "c1"
+PEERS = ("c2", "c3")
+
+# What the exporter of cluster c1 and its KVStoreMesh cache would have written.
+SEED = {
+    "cilium/.heartbeat": "2026-01-01T00:00:00Z",
+    "cilium/state/nodes/v1/c1/n1": "node",
+    "cilium/state/identities/v1/id/65536": "k8s:app=a;",
+    "cilium/state/ip/v1/default/10.0.0.1": "ip",
+    "cilium/state/services/v1/c1/default/svc": "svc",
+    "cilium/cluster-config/c1": '{"id":1}',
+    "cilium/cluster-config/c2": '{"id":2}',
+    "cilium/synced/c1/cilium/state/nodes/v1": "2026-01-01T00:00:00Z",
+    "cilium/synced/c2/cilium/cache/nodes/v1": "2026-01-01T00:00:00Z",
+    "cilium/cache/nodes/v1/c2/n9": "cached node of c2",
+    "unrelated/secret": "x",
+}
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``clustermesh-apiserver <args>`` in a child process (as the init container runs it)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "apiserver", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, check=False)
+
+
+def run_etcdinit(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    client_port, peer_port = free_ports(2)
+    return run_cli("etcdinit", f"--etcd-data-dir={data_dir}", f"--etcd-client-port={client_port}",
+                   f"--etcd-peer-port={peer_port}", "--timeout=60s", *args, env=env)
+
+
+@dataclass
+class MeshEtcd:
+    server: EtcdServer
+    pki: Path  # ``clustermesh-apiserver pki`` output
+
+    def config(self, identity: str) -> EtcdConfig:
+        """The identity's ``etcd-config.yaml`` as written by ``pki``, pointed at this server."""
+        return EtcdConfig.from_yaml(self.pki / identity / "etcd-config.yaml", endpoints=(self.server.client_url,),
+                                    dial_timeout=3.0, request_timeout=5.0)
+
+    async def connect(self, identity: str) -> EtcdClient:
+        return await EtcdClient.connect(self.config(identity))
+
+
+def dev_pki_under(tls: EtcdTLS, out: Path, peers: tuple[str, ...] = PEERS) -> Path:
+    """Run the ``pki`` command's code with the test server's CA, so its certs are trusted."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "ca.crt", tls.ca.cert_pem())
+    atomic_write(out / "ca.key", tls.ca.key_pem(), 0o600)
+    write_dev_pki(DevPKIRequest(cluster_name=CLUSTER, peers=peers), out)
+    return out
+
+
+def start_mesh_etcd(base: Path) -> EtcdServer:
+    """etcdinit on a fresh data dir, then etcd with TLS + client-cert-auth on it; seeded as root."""
+    tls = EtcdTLS(base / "server-pki")
+    server = EtcdServer(tls=tls, name="clustermesh-apiserver")
+    try:
+        server.data_dir.mkdir(parents=True)
+        init = run_etcdinit(server.data_dir, f"--cluster-name={CLUSTER}")
+        assert init.returncode == 0, init.stderr
+        server.start_sync()
+        for key, value in SEED.items():
+            server.etcdctl("put", key, value)
+    except BaseException:
+        server.close_sync()
+        raise
+    return server
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 10.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds or ``within`` seconds pass (no blind sleeps)."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
