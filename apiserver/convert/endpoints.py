@@ -52,20 +52,24 @@ def cilium_endpoint_ip_entries(obj: Mapping[str, Any], skipped: list[str] | None
     name = a.name_of(meta)
     namespace = a.namespace_of(meta)
     status = a.mapping(obj.get("status"), "status")
-    networking = a.opt_mapping(status.get("networking"), "status.networking")
-    if networking is None:
-        return {}
+    # Every field is read (and type-checked) before deciding there is nothing to export: Go
+    # fails to decode a malformed object whether or not it has addresses.
     identity = a.opt_mapping(status.get("identity"), "status.identity")
     identity_id = 0 if identity is None else a.integer(identity.get("id"), "status.identity.id")
     encryption = a.mapping(status.get("encryption"), "status.encryption")
+    key = a.integer(encryption.get("key"), "status.encryption.key")
+    service_account = a.string(status.get("service-account"), "status.service-account")
+    networking = a.opt_mapping(status.get("networking"), "status.networking")
+    if networking is None:
+        return {}
     return _entries(
         networking,
         "status.networking",
         identity_id=identity_id,
-        key=a.integer(encryption.get("key"), "status.encryption.key"),
+        key=key,
         namespace=namespace,
         pod_name=name,
-        service_account=a.string(status.get("service-account"), "status.service-account"),
+        service_account=service_account,
         skipped=skipped,
     )
 
@@ -80,19 +84,23 @@ def cilium_endpoint_slice_ip_entries(
     for i, item in enumerate(a.array(obj.get("endpoints"), "endpoints")):
         what = f"endpoints[{i}]"
         endpoint = a.mapping(item, what)
+        identity_id = a.integer(endpoint.get("id"), f"{what}.id")
+        encryption = a.mapping(endpoint.get("encryption"), f"{what}.encryption")
+        key = a.integer(encryption.get("key"), f"{what}.encryption.key")
+        pod_name = a.string(endpoint.get("name"), f"{what}.name")
+        service_account = a.string(endpoint.get("service-account"), f"{what}.service-account")
         networking = a.opt_mapping(endpoint.get("networking"), f"{what}.networking")
         if networking is None:
             continue
-        encryption = a.mapping(endpoint.get("encryption"), f"{what}.encryption")
         out.update(
             _entries(
                 networking,
                 f"{what}.networking",
-                identity_id=a.integer(endpoint.get("id"), f"{what}.id"),
-                key=a.integer(encryption.get("key"), f"{what}.encryption.key"),
+                identity_id=identity_id,
+                key=key,
                 namespace=namespace,
-                pod_name=a.string(endpoint.get("name"), f"{what}.name"),
-                service_account=a.string(endpoint.get("service-account"), f"{what}.service-account"),
+                pod_name=pod_name,
+                service_account=service_account,
                 skipped=skipped,
             )
         )

@@ -19,7 +19,7 @@ import yaml
 from apiserver.kubesim import _errors as errors
 from apiserver.kubesim import _objects as objects
 from apiserver.kubesim._defaults import ClusterIPAllocator, apply_defaults
-from apiserver.kubesim._patch import PatchError, PatchTestFailed, json_patch, merge_patch, strategic_merge_patch
+from apiserver.kubesim._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from apiserver.kubesim._resources import Registry, ResourceType
 from apiserver.kubesim._selectors import FieldSelector, LabelSelector
 from apiserver.kubesim._store import Page, Store
@@ -250,17 +250,18 @@ class Api:
             obj["metadata"]["name"] = name
             return self.create(rt, namespace, obj, dry_run=dry_run), True
         old = orjson.loads(current.raw)
+        # Like kube-apiserver: a patch document of the wrong shape is a 400, one that does not apply a 422.
+        if ctype == JSON_PATCH and not isinstance(patch, list):
+            raise errors.bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        if ctype != JSON_PATCH and not isinstance(patch, dict):
+            raise errors.bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
         try:
             if ctype == JSON_PATCH:
                 new = json_patch(old, patch)
-            elif not isinstance(patch, dict):
-                raise PatchError("a merge patch must be a JSON object")
             elif ctype == STRATEGIC_PATCH:
                 new = strategic_merge_patch(old, patch)
             else:
                 new = merge_patch(old, patch)
-        except PatchTestFailed as exc:
-            raise errors.KubeError(409, "Conflict", str(exc)) from None
         except PatchError as exc:
             raise errors.KubeError(422, "Invalid", str(exc)) from None
         obj = objects.check_shape(rt, new)

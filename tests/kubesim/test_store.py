@@ -67,6 +67,7 @@ def test_continue_token_expires_when_history_is_gone(api: Api) -> None:
     for i in range(3):
         api.put(rt, _node(f"n{i}"))
     first = api.list(rt, limit=1)
+    api.put(rt, _node("n9"))
     api.store.compact()
     with pytest.raises(KubeError) as info:
         api.list(rt, limit=1, continue_token=first.continue_token)
@@ -145,7 +146,7 @@ def test_finalizers_hold_deletion_until_removed(api: Api) -> None:
     assert rt is not None
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "c", "namespace": "default", "finalizers": ["x/y"]}}
-    api.create(rt, "default", cm)
+    api.create(rt, "default", cm, require_namespace=False)
     deletion = api.delete(rt, "default", "c")
     assert not deletion.finished
     marked = orjson.loads(deletion.obj.raw)
