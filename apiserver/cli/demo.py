@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apiserver._logging import configure_logging
-
     import logging
+
+    from apiserver._logging import configure_logging
 
     configure_logging(args.debug)
     if not (args.verbose or args.debug):

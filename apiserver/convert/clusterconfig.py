@@ -108,15 +108,15 @@ class _Object(list[tuple[str, Any]]):
 
 
 class _Number(str):
-    """A JSON integer literal kept as text, so that ``-0`` can be told from ``0`` as Go does."""
+    """A JSON number kept as its literal text: Go decides per target field what it accepts."""
+
+
+class _Integer(_Number):
+    """A JSON number without fraction or exponent (``-0`` stays distinguishable from ``0``)."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON literal {name}")
-
-
-def _reject_float(text: str) -> Any:
-    raise ValueError(f"number {text} is not an integer")
 
 
 _TOP_FIELDS = {"id": "id", "capabilities": "capabilities"}
@@ -137,8 +137,8 @@ def parse_cluster_config(raw: bytes) -> CiliumClusterConfig:
         doc = json.loads(
             raw.decode("utf-8", "replace"),
             object_pairs_hook=_Object,
-            parse_int=_Number,
-            parse_float=_reject_float,
+            parse_int=_Integer,
+            parse_float=_Number,
             parse_constant=_reject_constant,
         )
     except (ValueError, RecursionError) as exc:
@@ -184,7 +184,7 @@ def _set_capability(values: dict[str, Any], name: str, value: Any) -> None:
 
 
 def _uint32(value: Any, what: str) -> int:
-    if not isinstance(value, _Number) or value.startswith("-"):
+    if not isinstance(value, _Integer) or value.startswith("-"):
         raise ConversionError(f"{what}: expected an unsigned integer")
     if len(value) > 10 or int(value) > _UINT32_MAX:  # JSON forbids leading zeros
         raise ConversionError(f"{what}: {value[:32]} overflows uint32")

@@ -108,9 +108,9 @@ class SimulatedMesh:
         async def all_ready() -> None:
             for cluster in self.clusters:
                 assert cluster.exporter is not None and cluster.kvstoremesh is not None
+                assert cluster.kvstoremesh.mesh is not None
                 await cluster.exporter.wait_ready()
-                while not cluster.kvstoremesh.ready():
-                    await asyncio.sleep(0.05)
+                await cluster.kvstoremesh.mesh.wait_ready()
 
         await asyncio.wait_for(all_ready(), timeout)
 

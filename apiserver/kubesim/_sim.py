@@ -7,6 +7,7 @@ Direct writes go through the same verb semantics as HTTP writes and notify watch
 from __future__ import annotations
 
 import collections
+import os
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
@@ -129,8 +130,11 @@ class KubeSim:
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
-        target.chmod(0o600)
+        # Written aside and renamed: whoever polls for the file never reads half of it.
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        partial.chmod(0o600)
+        os.replace(partial, target)
         return target
 
     def _close_watches(self) -> int:

@@ -32,6 +32,15 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10
         await asyncio.sleep(0.02)
 
 
+async def dump_etcd(endpoint: str, prefix: str = "") -> dict[str, bytes]:
+    client = await EtcdClient.connect(EtcdConfig(endpoints=[endpoint]))
+    try:
+        kvs, _ = await client.list_prefix(prefix)
+        return {kv.key: kv.value for kv in kvs}
+    finally:
+        await client.close()
+
+
 class Harness:
     def __init__(self, etcd: EtcdServer, sim: KubeSim, kubeconfig: Path) -> None:
         self.etcd = etcd

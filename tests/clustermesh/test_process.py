@@ -15,7 +15,7 @@ import pytest
 from apiserver.kubesim import KubeSim
 from apiserver.testing.etcd import EtcdServer
 from apiserver.testing.synthetic import ClusterShape, synthetic_cluster
-from tests.clustermesh.conftest import Harness, wait_for
+from tests.clustermesh.conftest import dump_etcd, wait_for
 
 # The exact arguments of the upstream Helm chart's apiserver container (spec 8.3), with test ports.
 HELM_ARGS = [
@@ -58,10 +58,7 @@ async def test_invalid_flags_are_refused_before_writing(etcd_server: EtcdServer,
     code, out = await run_cli(*args)
     assert code != 0
     assert message in out
-    harness = Harness(etcd_server, None, Path())  # type: ignore[arg-type]
-    assert await harness.dump("") == {}
-    if harness.client is not None:
-        await harness.client.close()
+    assert await dump_etcd(etcd_server.endpoint) == {}
 
 
 async def test_default_name_with_id_is_refused(etcd_server: EtcdServer) -> None:

@@ -206,7 +206,7 @@ async def test_faults(kubesim: KubeSim, api: client.ApiClient) -> None:
     assert info.value.status == 410
     kubesim.faults.pause()
     request = asyncio.create_task(core.list_namespace())
-    await asyncio.sleep(0.1)  # a paused server must not answer; nothing to poll for here
+    await _until(lambda: kubesim.request_counts["list", "namespaces"] == 1)  # arrived, held by the pause
     assert not request.done()
     kubesim.faults.resume()
     assert len((await request).items) >= 4

@@ -158,6 +158,7 @@ async def test_compaction_during_outage_raises_compacted(progress_client: EtcdCl
                                                          etcd_progress: EtcdServer) -> None:
     watch = progress_client.watch("w/")
     try:
+        await _next_progress(watch)
         await progress_client.put("w/a", b"1")
         await _next_events(watch, 1)
         await etcd_progress.kill()
