@@ -33,7 +33,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10
 
 
 async def dump_etcd(endpoint: str, prefix: str = "") -> dict[str, bytes]:
-    client = await EtcdClient.connect(EtcdConfig(endpoints=[endpoint]))
+    client = await EtcdClient.connect(EtcdConfig(endpoints=(endpoint,)))
     try:
         kvs, _ = await client.list_prefix(prefix)
         return {kv.key: kv.value for kv in kvs}
@@ -53,7 +53,7 @@ class Harness:
 
     async def etcd_client(self) -> EtcdClient:
         if self.client is None:
-            self.client = await EtcdClient.connect(EtcdConfig(endpoints=[self.etcd.endpoint]))
+            self.client = await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)))
         return self.client
 
     async def start(self, *, wait_ready: bool = True, **overrides: Any) -> Exporter:
@@ -61,7 +61,7 @@ class Harness:
         fields.update(overrides)
         options = ExporterOptions(**fields)
         options.validate()
-        backend = await EtcdClient.connect(EtcdConfig(endpoints=[self.etcd.endpoint]))
+        backend = await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)))
         self._backend = backend
         self._kube = await build_client(KubeOptions(kubeconfig_path=str(self.kubeconfig)))
         self.metrics = Metrics()

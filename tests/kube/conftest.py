@@ -81,6 +81,11 @@ async def kube(kubeconfig_path: Path) -> AsyncIterator[KubeClient]:
 
 
 @pytest.fixture
+def fast_options() -> ReflectorOptions:
+    return FAST
+
+
+@pytest.fixture
 def metrics() -> CountingMetrics:
     return CountingMetrics()
 

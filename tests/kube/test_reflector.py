@@ -14,8 +14,10 @@ from apiserver.kube import (
     SERVICES,
     CountingMetrics,
     Event,
+    KubeOptions,
     ObjectHandler,
     Reflector,
+    build_client,
     index_by_service,
 )
 from apiserver.kubesim import KubeSim
@@ -75,6 +77,235 @@ async def test_live_add_update_delete(kubesim: KubeSim, reflect: Any, eventually
     assert r.resource_version == str(kubesim.resource_version)
 
 
-async def test_bookmarks_advance_resource_version(kubeconfig_path: Any, recorder: Any, eventually: Any) -> None:
-    from apiserver.kube import KubeOptions, build_client
-    from tests_kube_conftest_options import FAST  # type: ignore[import-not-found]  # noqa: F401
+async def test_bookmarks_advance_resource_version(tmp_path: Any, recorder: Any, fast_options: Any,
+                                                  eventually: Any) -> None:
+    async with KubeSim(bookmark_interval=0.05) as sim:
+        sim.apply(node("a"))
+        kc = sim.write_kubeconfig(tmp_path / "kc")
+        async with await build_client(KubeOptions(kubeconfig_path=str(kc)), environ={}) as client:
+            r = client.reflector(CILIUM_NODES, recorder, options=fast_options)
+            async with r:
+                await asyncio.wait_for(r.synced.wait(), 5)
+                listed_rv = r.resource_version
+                # Writes to another resource move the global resourceVersion; only a bookmark can
+                # tell the node watch about it.
+                sim.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+                target = str(sim.resource_version)
+                assert target != listed_rv
+                await eventually(lambda: r.resource_version == target, what="bookmark")
+                assert recorder.events == [("upsert", "a", listed_rv)]  # bookmarks are not events
+                # A re-watch resumes from the bookmark's resourceVersion: nothing is replayed.
+                sim.faults.close_watches()
+                sim.apply(node("b"))
+                await eventually(lambda: len(recorder.events) == 2)
+                assert recorder.since(1) == [("upsert", "b")]
+
+
+async def test_dropped_watch_resumes_without_loss_or_duplicates(
+        kubesim: KubeSim, reflect: Any, recorder: Any, eventually: Any, metrics: CountingMetrics) -> None:
+    kubesim.load(node(f"n{i}") for i in range(5))
+    r = reflect(CILIUM_NODES, recorder)
+    await asyncio.wait_for(r.synced.wait(), 5)
+    kubesim.apply(node("live", v=1))
+    await eventually(lambda: r.get("", "live") is not None)
+    start = len(recorder.events)
+    # Changes made while no watch is open are replayed by the next watch, from the last RV.
+    assert kubesim.faults.close_watches() == 1
+    kubesim.apply(node("n1", v=2))
+    kubesim.delete(*cn("n2"))
+    kubesim.apply(node("late"))
+    await eventually(lambda: len(recorder.events) >= start + 3)
+    kubesim.faults.close_watches()
+    kubesim.apply(node("later"))
+    await eventually(lambda: r.get("", "later") is not None)
+    assert recorder.since(start) == [("upsert", "n1"), ("delete", "n2"), ("upsert", "late"),
+                                     ("upsert", "later")]
+    assert metrics.requests["ciliumnodes", "list"] == 1  # resumed, never relisted
+    assert metrics.requests["ciliumnodes", "watch"] >= 3
+    assert sorted(r.cache) == sorted(("", o["metadata"]["name"]) for o in kubesim.list("cilium.io/v2", "CiliumNode"))
+
+
+async def test_expired_watch_relists_with_synthetic_deletes(
+        kubesim: KubeSim, reflect: Any, recorder: Any, eventually: Any, metrics: CountingMetrics) -> None:
+    kubesim.load(node(f"n{i}", v=1) for i in range(10))
+    r = reflect(CILIUM_NODES, recorder)
+    await asyncio.wait_for(r.synced.wait(), 5)
+    start = len(recorder.events)
+    kubesim.faults.expire_next_watch()
+    kubesim.faults.close_watches()
+    # All of this happens while the reflector is disconnected; its next watch gets 410.
+    kubesim.delete(*cn("n1"))
+    kubesim.delete(*cn("n7"))
+    kubesim.apply(node("n3", v=2))
+    kubesim.apply(node("new", v=1))
+    await eventually(lambda: metrics.requests["ciliumnodes", "list"] == 2, what="relist")
+    await eventually(lambda: len(recorder.events) >= start + 4)
+    # Changed and new objects in list order, then the deletes; unchanged objects stay silent.
+    assert recorder.since(start) == [("upsert", "n3"), ("upsert", "new"), ("delete", "n1"), ("delete", "n7")]
+    assert metrics.errors["ciliumnodes", "watch", "expired"] == 1
+    assert recorder.synced_calls == 1
+    assert r.get("", "n3")["spec"] == {"v": 2}  # type: ignore[index]
+    assert sorted(r.cache) == sorted(("", o["metadata"]["name"]) for o in kubesim.list("cilium.io/v2", "CiliumNode"))
+    # And the watch carries on after the relist.
+    kubesim.apply(node("after"))
+    await eventually(lambda: r.get("", "after") is not None)
+
+
+async def test_expired_continue_token_restarts_the_list(kubesim: KubeSim, reflect: Any, metrics: CountingMetrics,
+                                                        fast_options: Any) -> None:
+    kubesim.load(node(f"n{i:02d}") for i in range(30))
+    events: list[tuple[str, str]] = []
+    synced_after: list[int] = []
+
+    class CompactAfterFirstPage:
+        def on_events(self, batch: list[Event]) -> None:
+            events.extend((e.kind.value, e.obj["metadata"]["name"]) for e in batch)
+            if len(events) == 10:  # between page 1 and 2: the continue token goes stale
+                kubesim.delete(*cn("n05"))
+                kubesim.faults.compact()
+
+        def on_synced(self) -> None:
+            synced_after.append(len(events))
+
+    from dataclasses import replace
+    r = reflect(CILIUM_NODES, CompactAfterFirstPage(), options=replace(fast_options, page_size=10))
+    await asyncio.wait_for(r.synced.wait(), 5)
+    assert metrics.errors["ciliumnodes", "list", "expired"] == 1
+    # Page 1 once; the restarted list re-delivers nothing already seen; n05 is retracted.
+    assert events == ([("upsert", f"n{i:02d}") for i in range(30)] + [("delete", "n05")])
+    assert synced_after == [31]
+    assert len(r.cache) == 29
+
+
+async def test_server_errors_back_off_then_recover(kubesim: KubeSim, reflect: Any, metrics: CountingMetrics,
+                                                  eventually: Any) -> None:
+    kubesim.apply(node("a"))
+    kubesim.faults.fail("ciliumnodes", 503, count=3, verbs=("list",))
+    r = reflect(CILIUM_NODES)
+    await asyncio.wait_for(r.synced.wait(), 5)
+    assert metrics.errors["ciliumnodes", "list", "http_503"] == 3
+    assert metrics.requests["ciliumnodes", "list"] == 4
+    kubesim.faults.fail("ciliumnodes", 500, count=2, verbs=("watch",))
+    kubesim.faults.close_watches()
+    kubesim.apply(node("b"))
+    await eventually(lambda: r.get("", "b") is not None)
+    assert metrics.errors["ciliumnodes", "watch", "http_500"] == 2
+
+
+async def test_connection_refused_is_retried_until_stopped(unused_tcp_port: int, fast_options: Any,
+                                                           eventually: Any) -> None:
+    from kubernetes_asyncio.client import ApiClient, Configuration
+    cfg = Configuration()
+    cfg.host = f"http://127.0.0.1:{unused_tcp_port}"
+    metrics = CountingMetrics()
+    async with ApiClient(cfg) as api:
+        r = Reflector(api, CILIUM_NODES, options=fast_options, metrics=metrics)
+        r.start()
+        await eventually(lambda: metrics.errors["ciliumnodes", "list", "connection"] >= 3)
+        assert not r.synced.is_set()
+        await r.stop()
+
+
+async def test_stop_while_streaming_closes_the_watch(kubesim: KubeSim, reflect: Any, eventually: Any) -> None:
+    r = reflect(CILIUM_NODES)
+    await asyncio.wait_for(r.synced.wait(), 5)
+    await eventually(lambda: kubesim.watch_count("cilium.io/v2", "CiliumNode") == 1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await r.stop()
+    assert loop.time() - t0 < 0.5
+    await eventually(lambda: kubesim.watch_count("cilium.io/v2", "CiliumNode") == 0, what="server sees close")
+    kubesim.apply(node("ignored"))
+    await r.stop()  # idempotent
+    assert r.get("", "ignored") is None
+
+
+async def test_handler_exceptions_are_logged_and_survived(kubesim: KubeSim, reflect: Any, eventually: Any,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    good: list[str] = []
+
+    class Picky(ObjectHandler):
+        def on_upsert(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+            if obj["metadata"]["name"].startswith("bad"):
+                raise RuntimeError("boom")
+            good.append(obj["metadata"]["name"])
+
+        def on_synced(self) -> None:
+            raise RuntimeError("synced boom")
+
+    kubesim.apply(node("bad0"))
+    kubesim.apply(node("ok0"))
+    with caplog.at_level(logging.ERROR, logger="apiserver.kube.reflector"):
+        r = reflect(CILIUM_NODES, Picky())
+        await asyncio.wait_for(r.synced.wait(), 5)  # set despite on_synced raising
+        kubesim.apply(node("bad1"))
+        kubesim.apply(node("ok1"))
+        await eventually(lambda: good == ["ok0", "ok1"])
+    failed = [getattr(rec, "_fields", {}).get("name") for rec in caplog.records
+              if rec.getMessage() == "Event handler failed"]
+    assert failed == ["bad0", "bad1"]
+    assert r.get("", "bad1") is not None  # the cache still holds what the handler choked on
+
+
+async def test_batch_handler_exception_and_async_handler(kubesim: KubeSim, reflect: Any, eventually: Any) -> None:
+    calls: list[int] = []
+
+    class Flaky:
+        async def on_events(self, batch: list[Event]) -> None:
+            await asyncio.sleep(0)
+            calls.append(len(batch))
+            if len(calls) == 1:
+                raise RuntimeError("first batch fails")
+
+        async def on_synced(self) -> None:
+            calls.append(-1)
+
+    kubesim.apply(node("a"))
+    r = reflect(CILIUM_NODES, Flaky())
+    await asyncio.wait_for(r.synced.wait(), 5)
+    kubesim.apply(node("b"))
+    await eventually(lambda: len(calls) == 3)
+    assert calls == [1, -1, 1]
+
+
+async def test_indexes_and_namespaces(kubesim: KubeSim, reflect: Any, eventually: Any) -> None:
+    def eps(ns: str, name: str, service: str) -> dict[str, Any]:
+        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                "metadata": {"namespace": ns, "name": name, "labels": {"kubernetes.io/service-name": service}},
+                "endpoints": [], "ports": []}
+
+    kubesim.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}})
+    kubesim.apply(eps("default", "web-1", "web"))
+    kubesim.apply(eps("default", "web-2", "web"))
+    kubesim.apply(eps("ns2", "web-1", "web"))
+    r = reflect(ENDPOINT_SLICES)
+    r.add_index("service", index_by_service)  # before the list: built as objects arrive
+    await asyncio.wait_for(r.synced.wait(), 5)
+
+    def names(objs: list[dict[str, Any]]) -> list[str]:
+        return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objs)
+
+    assert names(r.by_index("service", "default/web")) == ["default/web-1", "default/web-2"]
+    assert names(r.by_index("service", "ns2/web")) == ["ns2/web-1"]
+    assert names(r.list_namespace("ns2")) == ["ns2/web-1"]
+    kubesim.apply(eps("default", "web-2", "db"))
+    kubesim.delete("discovery.k8s.io/v1", "EndpointSlice", "web-1", "ns2")
+    await eventually(lambda: r.by_index("service", "ns2/web") == [])
+    await eventually(lambda: names(r.by_index("service", "default/db")) == ["default/web-2"])
+    assert names(r.by_index("service", "default/web")) == ["default/web-1"]
+    assert r.list_namespace("ns2") == []
+
+
+async def test_service_proxy_name_selector(kubesim: KubeSim, reflect: Any, eventually: Any) -> None:
+    def svc(name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default",
+                "labels": labels}, "spec": {"ports": [{"port": 80}]}}
+
+    kubesim.apply(svc("mine", {}))
+    kubesim.apply(svc("theirs", {"service.kubernetes.io/service-proxy-name": "other"}))
+    r = reflect(SERVICES)  # the default selector: !service.kubernetes.io/service-proxy-name
+    await asyncio.wait_for(r.synced.wait(), 5)
+    assert sorted(r.cache) == [("default", "mine")]
+    # Gaining the label takes it out of the selection: the watch reports a delete.
+    kubesim.apply(svc("mine", {"service.kubernetes.io/service-proxy-name": "other"}))
+    await eventually(lambda: len(r.cache) == 0)

@@ -64,5 +64,5 @@ def test_field_selector(selector: str, ns: str, name: str, expected: bool) -> No
 
 
 def test_field_selector_rejects_unknown_field() -> None:
-    with pytest.raises(ValueError, match="field label not supported: spec.nodeName"):
+    with pytest.raises(ValueError, match=r"field label not supported: spec\.nodeName"):
         parse_field_selector("spec.nodeName=x")
