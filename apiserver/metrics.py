@@ -84,6 +84,12 @@ class Metrics:
         self.stale_keys_deleted_total = Counter(
             "kvstore_stale_keys_deleted", "Keys left over from a previous run deleted after the initial "
             "sync", ["scope"], namespace=ns, registry=reg)
+        self.kube_requests_total = Counter(
+            "kube_requests", "List pages and watch requests sent to the Kubernetes API",
+            ["resource", "verb"], namespace=ns, registry=reg)
+        self.kube_errors_total = Counter(
+            "kube_errors", "Failed Kubernetes API list/watch requests (retried with back-off)",
+            ["resource", "verb", "reason"], namespace=ns, registry=reg)
         # KVStoreMesh only (registered for both; they stay empty in the exporter).
         self.remote_clusters = Gauge(
             "remote_clusters", "The total number of remote clusters meshed with the local cluster",
@@ -97,3 +103,16 @@ class Metrics:
         self.remote_cluster_last_failure_ts = Gauge(
             "remote_cluster_last_failure_ts", "The timestamp of the last failure of the remote cluster",
             ["target_cluster"], namespace=ns, registry=reg)
+
+
+class KubeRequestMetrics:
+    """The reflectors' ``ReflectorMetrics`` hook, backed by Prometheus counters."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def request(self, resource: str, verb: str) -> None:
+        self._metrics.kube_requests_total.labels(resource, verb).inc()
+
+    def error(self, resource: str, verb: str, reason: str) -> None:
+        self._metrics.kube_errors_total.labels(resource, verb, reason).inc()

@@ -44,7 +44,7 @@ from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.ratelimit import RateLimiter
 from apiserver.kvstore.syncstore import SyncStore
-from apiserver.metrics import Metrics
+from apiserver.metrics import KubeRequestMetrics, Metrics
 from apiserver.paths import (
     IDENTITIES_ID_PREFIX,
     IDENTITIES_PREFIX,
@@ -120,12 +120,13 @@ class Exporter:
             "serviceexports": store(SERVICE_EXPORTS_PREFIX, f"{SERVICE_EXPORTS_PREFIX}/{cluster.name}/"),
         }
         self.namespaces = NamespaceGate(options.default_global_namespace)
-        self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces)
+        self._kube_metrics = KubeRequestMetrics(metrics)
+        self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)
         self.reflectors: list[Reflector] = []
         self._build_reflectors()
 
     def _reflector(self, resource: Resource, handler: object) -> Reflector:
-        reflector = self._kube.reflector(resource, handler)  # type: ignore[arg-type]
+        reflector = self._kube.reflector(resource, handler, metrics=self._kube_metrics)  # type: ignore[arg-type]
         self.reflectors.append(reflector)
         return reflector
 

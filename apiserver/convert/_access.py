@@ -29,6 +29,8 @@ def _kind(value: Any) -> str:
 
 def mapping(value: Any, what: str) -> Mapping[str, Any]:
     """An object field; ``null``/missing reads as an empty object."""
+    if type(value) is dict:  # the common case, without the slower ABC check
+        return value
     if value is None:
         return EMPTY
     if isinstance(value, Mapping):
@@ -38,14 +40,16 @@ def mapping(value: Any, what: str) -> Mapping[str, Any]:
 
 def opt_mapping(value: Any, what: str) -> Mapping[str, Any] | None:
     """A pointer-to-struct field: ``None`` when missing or ``null``."""
-    if value is None:
-        return None
+    if value is None or type(value) is dict:
+        return value
     if isinstance(value, Mapping):
         return value
     raise ConversionError(f"{what}: expected an object, got {_kind(value)}")
 
 
 def array(value: Any, what: str) -> Sequence[Any]:
+    if type(value) is list:
+        return value
     if value is None:
         return ()
     if isinstance(value, list | tuple):
@@ -54,6 +58,8 @@ def array(value: Any, what: str) -> Sequence[Any]:
 
 
 def string(value: Any, what: str) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, str):
@@ -62,6 +68,8 @@ def string(value: Any, what: str) -> str:
 
 
 def integer(value: Any, what: str, bounds: tuple[int, int] = INT64) -> int:
+    if type(value) is int and bounds[0] <= value <= bounds[1]:
+        return value
     if value is None:
         return 0
     # bool is an int subclass in Python, but JSON true/false never decodes into a Go integer.
@@ -115,7 +123,7 @@ def _object_name(value: Any, what: str, *, required: bool) -> str:
 
 
 def metadata(obj: Any) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise ConversionError(f"object: expected an object, got {_kind(obj)}")
     return mapping(obj.get("metadata"), "metadata")
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _access as a
+from ._errors import ConversionError
 from ._ip import canonical_net_ip
 from .gojson import go_json
 from .ipownership import IPOwnership
@@ -33,6 +34,7 @@ __all__ = [
 
 _UINT8, _UINT32 = 0xFF, 0xFFFFFFFF
 _ADDRESS_FIELDS = ("ipv4", "ipv6")
+_FIELD_PATHS = {field: f"addressing[].{field}" for field in _ADDRESS_FIELDS}
 
 
 def cilium_endpoint_owner(obj: Mapping[str, Any]) -> str:
@@ -118,38 +120,43 @@ def _entries(
     service_account: str,
     skipped: list[str] | None,
 ) -> dict[str, bytes]:
-    host_ip = canonical_net_ip(a.string(networking.get("node"), f"{what}.node")) or ""
-    addresses = a.array(networking.get("addressing"), f"{what}.addressing")
-    if not addresses:
-        return {}
-    # Every entry of the endpoint shares all fields but the first: encode them once.
-    rest: dict[str, Any] = {
-        "Mask": None,
-        "HostIP": host_ip,
-        # Go converts with NumericIdentity()/uint8(): out-of-range values wrap.
-        "ID": identity_id & _UINT32,
-        "Key": key & _UINT8,
-        "Metadata": "",
-    }
-    if namespace:
-        rest["K8sNamespace"] = namespace
-    if pod_name:
-        rest["K8sPodName"] = pod_name
-    if service_account:
-        rest["K8sServiceAccount"] = service_account
-    tail = go_json(rest)[1:]
-    out: dict[str, bytes] = {}
-    for i, item in enumerate(addresses):
-        pair = a.mapping(item, f"{what}.addressing[{i}]")
-        for field in _ADDRESS_FIELDS:
-            text = a.string(pair.get(field), f"{what}.addressing[{i}].{field}")
-            if not text:
-                continue
-            ip = canonical_net_ip(text)
-            if ip is None:
-                if skipped is not None:
-                    skipped.append(f"{what}.addressing[{i}].{field}: invalid IP {text[:64]!r}")
-                continue
-            # The canonical text is digits, hex, '.' and ':' only: it needs no JSON escaping.
-            out[ip] = b'{"IP":"' + ip.encode() + b'",' + tail
-    return out
+    # Field paths in errors are constants, prefixed with ``what`` only when an error happens:
+    # formatting them for every endpoint would cost more than the conversion itself.
+    try:
+        host_ip = canonical_net_ip(a.string(networking.get("node"), "node")) or ""
+        addresses = a.array(networking.get("addressing"), "addressing")
+        if not addresses:
+            return {}
+        # Every entry of the endpoint shares all fields but the first: encode them once.
+        rest: dict[str, Any] = {
+            "Mask": None,
+            "HostIP": host_ip,
+            # Go converts with NumericIdentity()/uint8(): out-of-range values wrap.
+            "ID": identity_id & _UINT32,
+            "Key": key & _UINT8,
+            "Metadata": "",
+        }
+        if namespace:
+            rest["K8sNamespace"] = namespace
+        if pod_name:
+            rest["K8sPodName"] = pod_name
+        if service_account:
+            rest["K8sServiceAccount"] = service_account
+        tail = go_json(rest)[1:]
+        out: dict[str, bytes] = {}
+        for i, item in enumerate(addresses):
+            pair = a.mapping(item, "addressing[]")
+            for field in _ADDRESS_FIELDS:
+                text = a.string(pair.get(field), _FIELD_PATHS[field])
+                if not text:
+                    continue
+                ip = canonical_net_ip(text)
+                if ip is None:
+                    if skipped is not None:
+                        skipped.append(f"{what}.addressing[{i}].{field}: invalid IP {text[:64]!r}")
+                    continue
+                # The canonical text is digits, hex, '.' and ':' only: it needs no JSON escaping.
+                out[ip] = b'{"IP":"' + ip.encode() + b'",' + tail
+        return out
+    except ConversionError as exc:
+        raise ConversionError(f"{what}.{exc.reason}") from None

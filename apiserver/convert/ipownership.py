@@ -14,24 +14,17 @@ from collections.abc import Mapping
 __all__ = ["IPOwnership"]
 
 
-class _Claim:
-    """Owners of one key: the primary plus pending owners in arrival order with their values."""
-
-    __slots__ = ("pending", "primary")
-
-    def __init__(self, primary: str) -> None:
-        self.primary = primary
-        self.pending: dict[str, bytes] = {}  # insertion-ordered: the FIFO queue
-
-
 class IPOwnership:
     """Turns per-object entry sets into the upserts and deletes the sync store must apply."""
 
-    __slots__ = ("_claims", "_keys_of")
+    # Plain dicts rather than one object per key: at 100k+ endpoints per-key objects cost
+    # allocations and garbage-collector time, and almost every key has a single owner.
+    __slots__ = ("_keys_of", "_pending", "_primary")
 
     def __init__(self) -> None:
-        self._claims: dict[str, _Claim] = {}
-        self._keys_of: dict[str, frozenset[str]] = {}
+        self._primary: dict[str, str] = {}  # key -> owner whose value is written
+        self._pending: dict[str, dict[str, bytes]] = {}  # key -> FIFO of other claimants' values
+        self._keys_of: dict[str, frozenset[str]] = {}  # owner -> keys it produces
 
     def update(self, owner: str, entries: Mapping[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
         """``owner`` now produces exactly ``entries``; return ``(upserts, deletes)`` to apply.
@@ -40,25 +33,23 @@ class IPOwnership:
         owner; ``deletes`` the keys no object claims any more.
         """
         upserts: dict[str, bytes] = {}
-        claims = self._claims
+        primary = self._primary
         for key, value in entries.items():
-            claim = claims.get(key)
-            if claim is None:
-                claims[key] = _Claim(owner)
-                upserts[key] = value
-            elif claim.primary == owner:
+            current = primary.setdefault(key, owner)
+            if current == owner:
                 upserts[key] = value
             else:
                 # Re-assignment keeps the owner's place in the queue (dicts keep first insertion).
-                claim.pending[owner] = value
-        previous = self._keys_of.get(owner, frozenset())
+                self._pending.setdefault(key, {})[owner] = value
+        previous = self._keys_of.get(owner)
         if entries:
             self._keys_of[owner] = frozenset(entries)
-        else:
-            self._keys_of.pop(owner, None)
+        elif previous is not None:
+            del self._keys_of[owner]
         deletes: list[str] = []
-        for key in previous.difference(entries):
-            self._release(owner, key, upserts, deletes)
+        if previous:
+            for key in previous.difference(entries):
+                self._release(owner, key, upserts, deletes)
         return upserts, deletes
 
     def remove(self, owner: str) -> tuple[dict[str, bytes], list[str]]:
@@ -66,27 +57,31 @@ class IPOwnership:
         return self.update(owner, {})
 
     def _release(self, owner: str, key: str, upserts: dict[str, bytes], deletes: list[str]) -> None:
-        claim = self._claims[key]
-        if claim.primary != owner:
-            claim.pending.pop(owner, None)
+        pending = self._pending.get(key)
+        if self._primary[key] != owner:
+            if pending is not None:
+                pending.pop(owner, None)
+                if not pending:
+                    del self._pending[key]
             return
-        if claim.pending:
-            successor = next(iter(claim.pending))
-            upserts[key] = claim.pending.pop(successor)
-            claim.primary = successor
+        if pending:
+            successor = next(iter(pending))
+            upserts[key] = pending.pop(successor)
+            self._primary[key] = successor
+            if not pending:
+                del self._pending[key]
         else:
-            del self._claims[key]
+            del self._primary[key]
             deletes.append(key)
 
     def primary(self, key: str) -> str | None:
         """The owner whose value is written for ``key``, ``None`` if nobody claims it."""
-        claim = self._claims.get(key)
-        return None if claim is None else claim.primary
+        return self._primary.get(key)
 
     def claimants(self, key: str) -> list[str]:
         """Primary first, then pending owners in hand-over order."""
-        claim = self._claims.get(key)
-        return [] if claim is None else [claim.primary, *claim.pending]
+        primary = self._primary.get(key)
+        return [] if primary is None else [primary, *self._pending.get(key, ())]
 
     def owners(self) -> int:
         """Number of objects that claim at least one key."""
@@ -94,7 +89,7 @@ class IPOwnership:
 
     def __len__(self) -> int:
         """Number of keys claimed (hence written) right now."""
-        return len(self._claims)
+        return len(self._primary)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._claims
+        return key in self._primary

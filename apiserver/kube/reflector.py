@@ -20,8 +20,8 @@ Handlers. Two shapes, pick by speed needs (a start-up list can be 100k objects):
   ``on_synced()``. The reflector calls them per object and logs failures per object.
 * anything with ``on_events(events: list[Event])`` and ``on_synced()`` (``BatchHandler``): one
   call per batch; either may be a coroutine function, which gives the consumer backpressure (the
-  reflector reads nothing more until it returns). An exception fails the whole batch's logging
-  only: it is logged with the batch size and its first/last object.
+  reflector reads nothing more until it returns). An exception from ``on_events`` is logged with
+  the batch size and its first/last object, and the next batch is delivered as usual.
 
 Objects are the decoded JSON dicts, shared with ``reflector.cache``: never mutate them. Items of a
 list page carry no ``kind``/``apiVersion`` (the API server puts them on the list only).

@@ -19,6 +19,7 @@ import yaml
 from apiserver.kubesim import _errors as errors
 from apiserver.kubesim import _objects as objects
 from apiserver.kubesim._defaults import ClusterIPAllocator, apply_defaults
+from apiserver.kubesim._discovery import resource_types_from_crd
 from apiserver.kubesim._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from apiserver.kubesim._resources import Registry, ResourceType
 from apiserver.kubesim._selectors import FieldSelector, LabelSelector
@@ -111,13 +112,12 @@ class Api:
 
     def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         apply_defaults(rt, obj, old, self._cluster_ips)
-        if rt.kind == "Service" and rt.group == "":
-            self._cluster_ips.reserve(str(obj["spec"].get("clusterIP")))
+        spec = obj.get("spec")
+        if rt.kind == "Service" and rt.group == "" and isinstance(spec, dict) and spec.get("clusterIP"):
+            self._cluster_ips.reserve(str(spec["clusterIP"]))
 
     def _committed(self, rt: ResourceType, stored: Stored) -> Stored:
         if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
-            from apiserver.kubesim._discovery import resource_types_from_crd
-
             for served in resource_types_from_crd(orjson.loads(stored.raw)):
                 self.registry.add(served)
         return stored

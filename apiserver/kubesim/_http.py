@@ -123,7 +123,6 @@ class HttpFrontend:
         self.bookmark_interval = bookmark_interval
         self._server_address = server_address
         self.request_counts: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.open_watches = 0
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -132,11 +131,17 @@ class HttpFrontend:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except errors.KubeError as exc:
-            if exc.code >= 500:
-                log.debug("Request failed", method=request.method, path=request.path, code=exc.code)
-            return status_response(exc)
+            response = status_response(exc)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug here must still answer like an apiserver, and be visible
+            log.exception("Request failed", method=request.method, path=request.path_qs)
+            response = status_response(errors.generic(500, f"Internal error occurred: {exc}"))
+        if log.is_debug():
+            log.debug("Request", method=request.method, path=request.path_qs, code=response.status)
+        return response
 
     # -- discovery -----------------------------------------------------------------------------------
 
@@ -281,14 +286,12 @@ class HttpFrontend:
             return response
         if initial_events:
             watcher.push(_bookmark(rt, store.resource_version, initial_end=True))
-        self.open_watches += 1
         try:
             await response.prepare(request)
             await self._stream(request, response, rt, watcher, timeout, bookmarks)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away
         finally:
-            self.open_watches -= 1
             store.unsubscribe(rt, watcher)
             watcher.close()
         return response
@@ -304,15 +307,16 @@ class HttpFrontend:
             if watcher.pending:
                 await self.faults.wait_running()
                 await response.write(watcher.take())
-                continue
-            if watcher.closed:
+            if watcher.closed and not watcher.pending:
                 break
+            # Checked even while events keep flowing, so a busy stream still times out and bookmarks.
             now = loop.time()
             if deadline is not None and now >= deadline:
                 break
             if next_bookmark is not None and now >= next_bookmark:
                 watcher.push(_bookmark(rt, store.resource_version))
                 next_bookmark = now + interval
+            if watcher.pending:
                 continue
             wait = _IDLE_CHECK
             for moment in (deadline, next_bookmark):

@@ -124,7 +124,9 @@ class Store:
             raise ValueError("history must be >= 0")
         self.history = history
         self._rv = 0
-        self._buckets: dict[ResourceType, Bucket] = {}
+        # Keyed by URL identity, not by the ResourceType row: a CRD update that re-registers a type
+        # (new columns, say) must keep its objects.
+        self._buckets: dict[tuple[str, str, str], Bucket] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
@@ -132,16 +134,16 @@ class Store:
         return self._rv
 
     def bucket(self, rt: ResourceType) -> Bucket:
-        b = self._buckets.get(rt)
+        b = self._buckets.get((rt.group, rt.version, rt.plural))
         if b is None:
-            b = self._buckets[rt] = Bucket(rt, self.history)
+            b = self._buckets[(rt.group, rt.version, rt.plural)] = Bucket(rt, self.history)
         return b
 
     def buckets(self) -> list[Bucket]:
         return list(self._buckets.values())
 
     def get(self, rt: ResourceType, key: Key) -> Stored | None:
-        b = self._buckets.get(rt)
+        b = self._buckets.get((rt.group, rt.version, rt.plural))
         return b.objects.get(key) if b is not None else None
 
     # -- writes ------------------------------------------------------------------------------------
@@ -209,6 +211,11 @@ class Store:
         keys, lo, hi = self.keys_in(b, namespace)
         if after is not None:
             lo = max(lo, bisect.bisect_right(keys, after))
+        name = fields.exact_name() if fields is not None else None
+        if name is not None and (namespace or not rt.namespaced):
+            # metadata.name=x in one namespace: at most one key (kubectl get NAME --watch lists this way).
+            at = bisect.bisect_left(keys, (namespace or "", name), lo, hi)
+            lo, hi = at, min(hi, at + 1)
         overlay = b.overlay(snapshot_rv) if b.log and b.log[-1].rv > snapshot_rv else {}
         filtered = (labels is not None and not labels.empty) or (fields is not None and not fields.empty)
         objects = b.objects

@@ -102,6 +102,7 @@ async def test_process_exports_serves_probes_and_stops_on_sigterm(
                 text = await resp.text()
         assert 'cilium_clustermesh_apiserver_kvstore_initial_sync_completed{action="write"' in text
         assert "cilium_clustermesh_apiserver_bootstrap_seconds{source_cluster=\"cluster1\"}" in text
+        assert 'cilium_clustermesh_apiserver_kube_requests_total{resource="ciliumnodes",verb="list"} 1.0' in text
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)
         assert proc.returncode == 0

@@ -19,7 +19,9 @@ from apiserver.convert import (
 )
 
 # Spec section 1.8 example, verbatim.
-SPEC_EXAMPLE = b'{"id":3,"capabilities":{"syncedCanaries":true,"maxConnectedClusters":255,"serviceExportsEnabled":false}}'
+SPEC_EXAMPLE = (
+    b'{"id":3,"capabilities":{"syncedCanaries":true,"maxConnectedClusters":255,"serviceExportsEnabled":false}}'
+)
 # Upstream golden testdata/clusterconfig-serviceexport.txtar (--cluster-id=5 --clustermesh-enable-mcs-api).
 GOLDEN_MCS = """{
   "id": 5,

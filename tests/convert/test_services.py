@@ -83,7 +83,8 @@ def test_golden_servicesync_steps() -> None:
 def test_golden_global_namespace_services() -> None:
     got: dict[str, bytes] = {}
     for name in ("alpha", "beta"):
-        got |= _export(k8s_object(GLOBALNS, f"service-{name}.yaml"), [k8s_object(GLOBALNS, f"endpointslice-{name}.yaml")])
+        svc, eps = k8s_object(GLOBALNS, f"service-{name}.yaml"), k8s_object(GLOBALNS, f"endpointslice-{name}.yaml")
+        got |= _export(svc, [eps])
     assert got == listing(GLOBALNS, "services-1+2.expected", prefix=PREFIX)
 
 
@@ -200,7 +201,8 @@ _HTTP = {"http": {"Protocol": "TCP", "Port": 8080}}
                      {"fd00::1": _HTTP, "::ffff:10.0.0.1": _HTTP, "10.0.0.2": _HTTP}, id="netip-text-invalid-skipped"),
         pytest.param([_slice([{"addresses": ["10.0.0.1"]}],
                              [{"port": 1}, {"name": "u", "port": 2, "protocol": "UDP"},
-                              {"name": "s", "port": 3, "protocol": "SCTP"}, {"name": "x", "port": 4, "protocol": "ICMP"},
+                              {"name": "s", "port": 3, "protocol": "SCTP"},
+                              {"name": "x", "port": 4, "protocol": "ICMP"},
                               {"name": "noport", "protocol": "TCP"}, {"name": "big", "port": 65537}])],
                      {"10.0.0.1": {"": {"Protocol": "TCP", "Port": 1}, "big": {"Protocol": "TCP", "Port": 1},
                                    "s": {"Protocol": "SCTP", "Port": 3}, "u": {"Protocol": "UDP", "Port": 2}}},
@@ -238,8 +240,9 @@ def test_backends(slices: list[dict[str, Any]], backends: dict[str, Any]) -> Non
                      None, {"10.0.0.1": {"zone": "z1", "forZones": [{"name": "z1"}, {"name": "z2"}]}}, id="hints"),
         pytest.param({"addresses": ["10.0.0.1"], "deprecatedTopology": {"topology.kubernetes.io/zone": "z0"}}, None,
                      {"10.0.0.1": {"zone": "z0", "forZones": []}}, id="deprecated-topology-zone"),
-        pytest.param({"addresses": ["10.0.0.1"], "zone": "", "deprecatedTopology": {"topology.kubernetes.io/zone": "z0"}},
-                     None, None, id="explicit-empty-zone-wins-over-topology"),
+        pytest.param({"addresses": ["10.0.0.1"], "zone": "",
+                      "deprecatedTopology": {"topology.kubernetes.io/zone": "z0"}}, None, None,
+                     id="explicit-empty-zone-wins-over-topology"),
         pytest.param({"addresses": ["10.0.0.1"], "zone": "z1", "hostname": "h",
                       "conditions": {"ready": False, "serving": False}}, None, None, id="excluded-endpoint"),
     ],

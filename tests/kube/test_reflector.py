@@ -309,3 +309,30 @@ async def test_service_proxy_name_selector(kubesim: KubeSim, reflect: Any, event
     # Gaining the label takes it out of the selection: the watch reports a delete.
     kubesim.apply(svc("mine", {"service.kubernetes.io/service-proxy-name": "other"}))
     await eventually(lambda: len(r.cache) == 0)
+
+
+async def test_silent_watch_trips_the_idle_watchdog(kubesim: KubeSim, reflect: Any, fast_options: Any,
+                                                    metrics: CountingMetrics, eventually: Any) -> None:
+    from dataclasses import replace
+    r = reflect(CILIUM_NODES, options=replace(fast_options, idle_timeout=0.3))
+    await asyncio.wait_for(r.synced.wait(), 5)
+    kubesim.faults.pause()  # the server goes silent: no events, no bookmarks, no answers
+    await eventually(lambda: metrics.errors["ciliumnodes", "watch", "timeout"] >= 2, what="watchdog")
+    kubesim.faults.resume()
+    kubesim.apply(node("back"))
+    await eventually(lambda: r.get("", "back") is not None)
+
+
+async def test_list_progress_is_logged(kubesim: KubeSim, reflect: Any, fast_options: Any,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+    kubesim.load(node(f"n{i}") for i in range(250))
+    with caplog.at_level(logging.INFO, logger="apiserver.kube.reflector"):
+        r = reflect(CILIUM_NODES, options=replace(fast_options, progress_interval=0.0))
+        await asyncio.wait_for(r.synced.wait(), 5)
+    progress = [getattr(rec, "_fields", {}) for rec in caplog.records if rec.getMessage() == "Listing"]
+    assert [(f["listed"], f["pages"]) for f in progress] == [(100, 1), (200, 2), (250, 3)]
+    assert all(f["resource"] == "ciliumnodes" for f in progress)
+    (done,) = [getattr(rec, "_fields", {}) for rec in caplog.records
+               if rec.getMessage() == "Initial list complete"]
+    assert (done["objects"], done["pages"]) == (250, 3)

@@ -197,3 +197,28 @@ async def test_table_output(kubesim: KubeSim, http: aiohttp.ClientSession) -> No
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Type", "Cluster-IP", "Age"]
     assert table["rows"][0]["cells"][:3] == ["s", "ClusterIP", "10.1.2.3"]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+async def test_new_crd_is_served(kubesim: KubeSim, http: aiohttp.ClientSession) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    status, _ = await _get(http, "/apis/example.com/v1/widgets")
+    assert status == 404
+    async with http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd) as resp:
+        assert resp.status == 201
+    _, groups = await _get(http, "/apis")
+    assert "example.com" in {g["name"] for g in groups["groups"]}
+    async with http.post("/apis/example.com/v1/namespaces/default/widgets",
+                         json={"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}) as resp:
+        assert resp.status == 201
+    assert [w["metadata"]["name"] for w in kubesim.list("example.com/v1", "Widget")] == ["w"]
+    # Re-applying a CRD of an already served type keeps its objects.
+    kubesim.apply({"apiVersion": "cilium.io/v2", "kind": "CiliumNode", "metadata": {"name": "kept"}})
+    cn_crd = kubesim.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "ciliumnodes.cilium.io")
+    assert cn_crd is not None
+    cn_crd["metadata"]["labels"] = {"touched": "yes"}
+    kubesim.apply(cn_crd)
+    assert [n["metadata"]["name"] for n in kubesim.list("cilium.io/v2", "CiliumNode")] == ["kept"]

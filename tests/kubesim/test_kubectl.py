@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ class Result:
     err: str
 
 
-Kubectl = Callable[..., Awaitable[Result]]
+Kubectl = Callable[..., Coroutine[Any, Any, Result]]
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ etcd runs with TLS, ``--client-cert-auth`` and auth on; the certificate CN is th
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -114,11 +116,11 @@ async def test_admin_can_write(admin: EtcdClient) -> None:
 
 async def test_remote_can_watch_its_prefixes_only(mesh_etcd: MeshEtcd, admin: EtcdClient) -> None:
     async with await mesh_etcd.connect("remote") as client:
-        watch = client.watch("cilium/state/nodes/v1/c1/", progress_notify=False)
+        # Replay from the write's revision: deterministic, no race with watch creation.
+        revision = await admin.put("cilium/state/nodes/v1/c1/watched", b"w")
+        watch = client.watch("cilium/state/nodes/v1/c1/", start_revision=revision, progress_notify=False)
         try:
-            first = watch.__anext__()
-            await admin.put("cilium/state/nodes/v1/c1/watched", b"w")
-            batch = await first
+            batch = await asyncio.wait_for(watch.__anext__(), 10)
             assert [e.key for e in batch.events] == ["cilium/state/nodes/v1/c1/watched"]
         finally:
             await watch.aclose()
@@ -126,7 +128,7 @@ async def test_remote_can_watch_its_prefixes_only(mesh_etcd: MeshEtcd, admin: Et
         denied = client.watch("cilium/cache/", progress_notify=False)
         try:
             with pytest.raises(PermissionDeniedError):
-                await denied.__anext__()
+                await asyncio.wait_for(denied.__anext__(), 10)
         finally:
             await denied.aclose()
 
@@ -163,8 +165,6 @@ async def test_expired_certificate_is_refused(mesh_etcd: MeshEtcd, tmp_path: Pat
     # ...and etcd itself refuses it too (etcdctl does present it).
     server = mesh_etcd.server
     args = [a for a in server.etcdctl_args(None)] + [f"--cert={files.cert_file}", f"--key={files.key_file}"]
-    import subprocess
-
     out = subprocess.run([*args, "get", "cilium/.heartbeat"], capture_output=True, text=True, timeout=20,
                          check=False)
     assert out.returncode != 0

@@ -32,7 +32,7 @@ _AUTH_MESSAGES = (
     "root user does not have root role",
 )
 
-_TLS_HINTS = ("ssl", "handshake", "certificate", "tls")
+_TLS_HINTS = ("ssl", "handshake", "certificate", "tls", "tsi_")  # TSI: grpc's transport security layer
 
 
 def status_code(err: grpc.RpcError) -> grpc.StatusCode | None:
@@ -55,16 +55,21 @@ def is_connection_failure(err: grpc.RpcError) -> bool:
     return bool(status_code(err) == grpc.StatusCode.UNAVAILABLE)
 
 
+def tls_hint(text: str) -> str:
+    """A pointer at the usual causes when a failure looks like a TLS handshake problem, else ""."""
+    lowered = text.lower()
+    if any(h in lowered for h in _TLS_HINTS):
+        return " -- TLS handshake problem: check trusted-ca-file, the client certificate and the server SANs"
+    return ""
+
+
 def to_kvstore_error(err: grpc.RpcError, endpoint: str = "") -> KVStoreError:
     """The kvstore exception for a failed etcd call."""
     code, text = status_code(err), details(err)
     where = f" ({endpoint})" if endpoint else ""
     lowered = text.lower()
     if code in _UNAVAILABLE_CODES:
-        hint = ""
-        if any(h in lowered for h in _TLS_HINTS):
-            hint = " -- TLS handshake problem: check trusted-ca-file, the client certificate and the server SANs"
-        return UnavailableError(f"etcd unavailable{where}: {code.name if code else '?'}: {text}{hint}")
+        return UnavailableError(f"etcd unavailable{where}: {code.name if code else '?'}: {text}{tls_hint(text)}")
     if code == grpc.StatusCode.NOT_FOUND and "lease not found" in lowered:
         return LeaseNotFoundError(text)
     if code == grpc.StatusCode.OUT_OF_RANGE and "compacted" in lowered:

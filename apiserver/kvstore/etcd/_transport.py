@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from apiserver._logging import get_logger
+from apiserver.kvstore._backend import UnavailableError
 from apiserver.kvstore.etcd.config import EtcdConfig, EtcdConfigError
 from apiserver.kvstore.etcd.tls import load_tls_material
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
@@ -102,6 +103,7 @@ class Connection:
         self.channel = channel
         self.generation = generation
         self.retired = False
+        self.was_ready = False
         self._unary: dict[str, Any] = {}
         self._stream: dict[str, Any] = {}
 
@@ -155,10 +157,20 @@ class Transport:
 
     def current(self) -> Connection:
         if self._closed:
-            raise RuntimeError("etcd client is closed")
-        if self._current is None:
-            self._current = self._open()
-        return self._current
+            raise UnavailableError("etcd client is closed")
+        conn = self._current
+        if conn is not None:
+            # grpc reconnects a dropped connection by itself, with the credentials it was built
+            # with. Replace the channel instead, so that the new connection reads fresh TLS files.
+            if conn.channel.get_state(False) is grpc.ChannelConnectivity.READY:
+                conn.was_ready = True
+            elif conn.was_ready:
+                log.info("etcd connection lost, dialing again", endpoint=conn.endpoint.url)
+                self._replace()
+                conn = None
+        if conn is None:
+            conn = self._current = self._open()
+        return conn
 
     def use_endpoint(self, index: int) -> Connection:
         """Switch to ``endpoints[index]`` (used while connecting, to try them in order)."""

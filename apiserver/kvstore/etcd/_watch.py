@@ -13,7 +13,7 @@ relists. Closing the generator (``aclose()``) cancels the gRPC stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 import grpc
@@ -78,7 +78,7 @@ def _is_auth_cancel(reason: str) -> bool:
 
 
 async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
-                       progress_notify: bool) -> AsyncIterator[WatchBatch]:
+                       progress_notify: bool) -> AsyncGenerator[WatchBatch, None]:
     key, range_end = prefix_range(prefix)
     next_rev = start_revision  # 0 until the first created response tells us "now"
     backoff = _BACKOFF_INITIAL

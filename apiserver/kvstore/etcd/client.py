@@ -13,7 +13,7 @@ Behaviour that callers rely on:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,7 +33,13 @@ from apiserver.kvstore._backend import (
     WatchBatch,
 )
 from apiserver.kvstore.etcd._codec import build_txn, prefix_range, to_key_value
-from apiserver.kvstore.etcd._errors import details, is_connection_failure, is_invalid_token, to_kvstore_error
+from apiserver.kvstore.etcd._errors import (
+    details,
+    is_connection_failure,
+    is_invalid_token,
+    tls_hint,
+    to_kvstore_error,
+)
 from apiserver.kvstore.etcd._transport import Connection, Transport
 from apiserver.kvstore.etcd._watch import watch_prefix
 from apiserver.kvstore.etcd.config import EtcdConfig
@@ -67,7 +73,7 @@ class EtcdClient:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def connect(cls, config: EtcdConfig, *, timeout: float | None = None,  # noqa: ASYNC109 (API)
+    async def connect(cls, config: EtcdConfig, *, timeout: float | None = None,
                       check_cluster_id: bool = True, retries: int = 2) -> EtcdClient:
         """Connect to the first endpoint that answers within ``timeout`` (default: the config's
         dial timeout), authenticating if a username is configured. Raises ``UnavailableError``
@@ -189,13 +195,13 @@ class EtcdClient:
                     reauthenticated = True
                     await self.reauthenticate(token)
                     continue
-                broken = is_connection_failure(err) or (
-                    conn.retired and err.code() == grpc.StatusCode.CANCELLED)
-                if not broken:
+                if not is_connection_failure(err) and not (
+                        conn.retired and err.code() == grpc.StatusCode.CANCELLED):
                     raise to_kvstore_error(err, conn.endpoint.url) from None
                 self.transport.failed(conn)
                 if not idempotent or failures >= self.retries:
-                    raise to_kvstore_error(err, conn.endpoint.url) from None
+                    raise UnavailableError(f"etcd unavailable ({conn.endpoint.url}): {details(err)}"
+                                           f"{tls_hint(details(err))}") from None
                 await asyncio.sleep(_RETRY_BACKOFF[min(failures, len(_RETRY_BACKOFF) - 1)])
                 failures += 1
 
@@ -257,8 +263,8 @@ class EtcdClient:
 
     async def apply(self, ops: Sequence[Op]) -> int:
         if not ops:
-            resp = await self._unary("KV.Range", pb.RangeRequest(key=b"\0", count_only=True), idempotent=True)
-            return int(resp.header.revision)
+            # Status needs no key permission, unlike a Range, and tells the current revision.
+            return (await self.status()).revision
         revision = 0
         for start in range(0, len(ops), MAX_TXN_OPS):
             resp = await self._unary("KV.Txn", build_txn((), ops[start:start + MAX_TXN_OPS]), idempotent=True)
@@ -315,7 +321,8 @@ class EtcdClient:
     # ------------------------------------------------------------------ watch, status
 
     def watch(self, prefix: str, *, start_revision: int = 0,
-              progress_notify: bool = True) -> AsyncIterator[WatchBatch]:
+              progress_notify: bool = True) -> AsyncGenerator[WatchBatch, None]:
+        """See ``KVBackend.watch`` and ``_watch``. Close it with ``aclose()`` (cancels the stream)."""
         return watch_prefix(self, prefix, start_revision, progress_notify)
 
     async def status(self) -> Status:
@@ -395,4 +402,4 @@ class EtcdClient:
 
 def _unreachable(endpoints: Sequence[str], timeout: float, last_error: str) -> UnavailableError:
     return UnavailableError(f"no etcd endpoint of {', '.join(endpoints)} answered within {timeout:g}s "
-                            f"(last error: {last_error})")
+                            f"(last error: {last_error}){tls_hint(last_error)}")
