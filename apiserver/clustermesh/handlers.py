@@ -117,11 +117,13 @@ class EndpointHandler(SyncedHandler):
 
     def upsert(self, obj: KubeObject) -> None:
         owner, namespace = self._owner_and_namespace(obj)
+        entries: dict[str, bytes] = {}
         if self._namespaces.is_global(namespace):
-            entries = (cilium_endpoint_slice_ip_entries(obj) if self._slices
-                       else cilium_endpoint_ip_entries(obj))
-        else:
-            entries = {}
+            skipped: list[str] = []
+            entries = (cilium_endpoint_slice_ip_entries(obj, skipped) if self._slices
+                       else cilium_endpoint_ip_entries(obj, skipped))
+            for reason in skipped:  # the valid addresses are still exported
+                self.malformed(obj, reason)
         self._write(*self._ownership.update(owner, entries))
 
     def delete(self, obj: KubeObject) -> None:

@@ -128,6 +128,8 @@ class ServiceExporter(JoinedExporter):
     def value(self, service: KubeObject) -> bytes | None:
         namespace, name = _service_of(service)
         slices = self._other.by_index(SERVICE_INDEX, f"{namespace}/{name}")
+        # A later slice wins on a shared address: a stable order gives a stable value.
+        slices.sort(key=lambda s: s["metadata"]["name"])
         return convert_service(service, slices, self._cluster)
 
 

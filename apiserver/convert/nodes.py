@@ -71,7 +71,7 @@ def convert_cilium_node(obj: Mapping[str, Any], cluster: ClusterInfo) -> tuple[s
         "Labels": None if labels is None else go_map(labels),
         "Annotations": None if annotations is None else go_map(annotations),
         "NodeIdentity": a.integer(spec.get("nodeidentity"), "spec.nodeidentity", a.UINT64) & _UINT32,
-        "WireguardPubKey": _annotation(annotations),
+        "WireguardPubKey": a.annotation(meta, *WIREGUARD_PUBKEY_ANNOTATIONS) or "",
         "BootID": a.string(spec.get("bootid"), "spec.bootid"),
     }
     return node_key(cluster, name), go_json(node)
@@ -80,15 +80,6 @@ def convert_cilium_node(obj: Mapping[str, Any], cluster: ClusterInfo) -> tuple[s
 def _ip_field(value: Any, what: str) -> str:
     # net.ParseIP of the field; a nil IP marshals as "".
     return canonical_net_ip(a.string(value, what)) or ""
-
-
-def _annotation(annotations: Mapping[str, str] | None) -> str:
-    if annotations:
-        for key in WIREGUARD_PUBKEY_ANNOTATIONS:
-            value = annotations.get(key)
-            if value is not None:
-                return value
-    return ""
 
 
 def _alloc_cidrs(ipam: Mapping[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:

@@ -9,6 +9,8 @@ kube-apiserver's Status errors, and fault injection. It holds objects in memory 
         sim.write_kubeconfig(tmp_path / "kubeconfig")
 """
 
+from pathlib import Path
+
 from apiserver.kubesim._errors import KubeError
 from apiserver.kubesim._faults import Faults
 from apiserver.kubesim._resources import BUILTIN_RESOURCES, Column, Registry, ResourceType
@@ -16,9 +18,14 @@ from apiserver.kubesim._seed import load_manifests
 from apiserver.kubesim._sim import DEFAULT_NAMESPACES, KubeSim
 from apiserver.kubesim._tls import ServerTLS
 
+SAMPLES_DIR = Path(__file__).parent / "samples"
+SAMPLE_CLUSTER = SAMPLES_DIR / "cluster1.yaml"  # a small Cilium cluster, for --seed
+
 __all__ = [
     "BUILTIN_RESOURCES",
     "DEFAULT_NAMESPACES",
+    "SAMPLES_DIR",
+    "SAMPLE_CLUSTER",
     "Column",
     "Faults",
     "KubeError",

@@ -6,6 +6,7 @@ Direct writes go through the same verb semantics as HTTP writes and notify watch
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import ssl
@@ -38,9 +39,10 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 class KubeSim:
     """An in-process Kubernetes API server emulator, served over real HTTP(S).
 
-    ``history`` is the number of events retained per resource type: a watch or a paged list at an
-    older resourceVersion gets 410 Expired. ``bookmark_interval`` is how often watches that allow
-    bookmarks get one (kube-apiserver: about a minute; shorter here so tests see them).
+    ``history`` is the number of events retained per resource type (like kube-apiserver's watch
+    cache): a watch or a paged list at an older resourceVersion gets 410 Expired.
+    ``bookmark_interval`` is how often watches that allow bookmarks get one (kube-apiserver: about a
+    minute; shorter here so tests see them). Not thread-safe: use it from its event loop's thread.
     """
 
     def __init__(self, history: int = 10000, *, bookmark_interval: float = 1.0,
@@ -157,6 +159,12 @@ class KubeSim:
     def watch_count(self, api_version: str, kind: str) -> int:
         """Open watch streams on one resource type (to wait until a consumer is watching)."""
         return len(self.store.bucket(self._type(api_version, kind)).watchers)
+
+    async def wait_for_watch(self, api_version: str, kind: str, count: int = 1, within: float = 10.0) -> None:
+        """Wait until at least ``count`` watches are open on a type; TimeoutError after ``within`` s."""
+        async with asyncio.timeout(within):
+            while self.watch_count(api_version, kind) < count:
+                await asyncio.sleep(0.005)
 
     # -- direct object access --------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from apiserver.kubesim import SAMPLE_CLUSTER, KubeSim, load_manifests
+
 SEED = """\
 apiVersion: cilium.io/v2
 kind: CiliumNode
@@ -73,3 +75,11 @@ async def test_bad_seed_fails(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 1
     assert "Cannot load seed manifests" in err.decode()
+
+
+def test_sample_manifests_load() -> None:
+    sim = KubeSim()
+    assert sim.load(load_manifests(SAMPLE_CLUSTER)) == 18
+    assert len(sim.list("cilium.io/v2", "CiliumEndpoint")) == 6
+    assert len(sim.list("discovery.k8s.io/v1", "EndpointSlice", "ns-0")) == 1
+    assert sim.get("multicluster.x-k8s.io/v1alpha1", "ServiceExport", "svc-0", "ns-0") is not None

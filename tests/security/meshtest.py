@@ -112,3 +112,28 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 10.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
         await asyncio.sleep(0.02)
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def tls_probe(url: str, ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None,
+              timeout: float = 5.0) -> str:
+    """Shake hands with etcd at ``url`` presenting the given client certificate, without any etcd
+    client in between. Returns "accepted" when etcd answers the HTTP/2 preface (its SETTINGS
+    frame), else "refused: <TLS error>" (an alert, or EOF when the alert races our write)."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.set_alpn_protocols(["h2"])
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+            tls.sendall(HTTP2_PREFACE)
+            return "accepted" if tls.recv(9) else "refused: closed without an answer"
+    except (ssl.SSLError, ConnectionError) as exc:
+        return f"refused: {type(exc).__name__}: {exc}"

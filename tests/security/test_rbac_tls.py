@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from meshtest import SEED, MeshEtcd
+from meshtest import SEED, MeshEtcd, tls_probe
 
-from apiserver.kvstore._backend import Compare, Delete, KVStoreError, PermissionDeniedError, Put, UnavailableError
+from apiserver.kvstore._backend import Compare, Delete, PermissionDeniedError, Put, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig, EtcdTLSError
 from apiserver.security.devpki import load_ca
 from apiserver.security.pki import generate_ca, issue_cert
@@ -142,16 +141,17 @@ def _config(mesh: MeshEtcd, cert: Path | None = None, key: Path | None = None) -
 
 
 async def test_no_client_certificate_is_refused(mesh_etcd: MeshEtcd) -> None:
-    with pytest.raises(UnavailableError, match="TLS handshake|certificate|handshake") as err:
+    with pytest.raises(UnavailableError, match="TLS handshake problem"):
         await EtcdClient.connect(_config(mesh_etcd))
-    print(err.value)
+    assert tls_probe(mesh_etcd.server.client_url, mesh_etcd.pki / "ca.crt").startswith("refused")
 
 
 async def test_certificate_from_another_ca_is_refused(mesh_etcd: MeshEtcd, tmp_path: Path) -> None:
     files = issue_cert(generate_ca("impostor-ca"), "admin-c1").write(tmp_path, "impostor")
-    with pytest.raises(UnavailableError) as err:
+    with pytest.raises(UnavailableError, match="TLS handshake problem"):
         await EtcdClient.connect(_config(mesh_etcd, files.cert_file, files.key_file))
-    print(err.value)
+    assert tls_probe(mesh_etcd.server.client_url, mesh_etcd.pki / "ca.crt", files.cert_file,
+                     files.key_file).startswith("refused")
 
 
 async def test_expired_certificate_is_refused(mesh_etcd: MeshEtcd, tmp_path: Path) -> None:
@@ -160,26 +160,22 @@ async def test_expired_certificate_is_refused(mesh_etcd: MeshEtcd, tmp_path: Pat
     files = issue_cert(ca, "admin-c1", not_before=past - dt.timedelta(days=1), not_after=past).write(
         tmp_path, "expired")
     # Our client refuses to present it, naming the file and the expiry...
-    with pytest.raises(EtcdTLSError, match="expired"):
+    with pytest.raises(EtcdTLSError, match=r"expired\.crt expired at"):
         await EtcdClient.connect(_config(mesh_etcd, files.cert_file, files.key_file))
-    # ...and etcd itself refuses it too (etcdctl does present it).
-    server = mesh_etcd.server
-    args = [a for a in server.etcdctl_args(None)] + [f"--cert={files.cert_file}", f"--key={files.key_file}"]
-    out = subprocess.run([*args, "get", "cilium/.heartbeat"], capture_output=True, text=True, timeout=20,
-                         check=False)
-    assert out.returncode != 0
-    print(out.stderr)
+    # ...and etcd refuses it too when it is presented anyway; the same CN with a valid
+    # certificate is accepted (the control).
+    url, ca_file = mesh_etcd.server.client_url, mesh_etcd.pki / "ca.crt"
+    assert tls_probe(url, ca_file, files.cert_file, files.key_file).startswith("refused")
+    admin = mesh_etcd.pki / "admin-c1"
+    assert tls_probe(url, ca_file, admin / "tls.crt", admin / "tls.key") == "accepted"
 
 
 async def test_certificate_of_unknown_user_gets_nothing(mesh_etcd: MeshEtcd, tmp_path: Path) -> None:
+    # The CA signed it, so the handshake succeeds, but no etcd user has this name.
     ca = load_ca(mesh_etcd.pki / "ca.crt", mesh_etcd.pki / "ca.key")
     files = issue_cert(ca, "nobody").write(tmp_path, "nobody")
-    try:
-        client = await EtcdClient.connect(_config(mesh_etcd, files.cert_file, files.key_file))
-    except KVStoreError as exc:
-        print("connect refused:", exc)
-        return
-    async with client:
-        with pytest.raises(PermissionDeniedError) as err:
+    async with await EtcdClient.connect(_config(mesh_etcd, files.cert_file, files.key_file)) as client:
+        with pytest.raises(PermissionDeniedError, match="permission denied"):
             await client.get("cilium/.heartbeat")
-        print(err.value)
+        with pytest.raises(PermissionDeniedError):
+            await client.put("cilium/.heartbeat", b"x")

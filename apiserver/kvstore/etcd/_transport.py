@@ -127,6 +127,13 @@ class Connection:
         return call
 
 
+def closed_under_call(conn: Connection) -> bool:
+    """Whether a ``CancelledError`` just raised by a call on ``conn`` came from grpc because the
+    channel was closed (replaced or client closed), rather than from cancelling our own task."""
+    task = asyncio.current_task()
+    return conn.retired and (task is None or task.cancelling() == 0)
+
+
 class Transport:
     """The current connection, and its replacement after failures. Endpoints are tried in order."""
 

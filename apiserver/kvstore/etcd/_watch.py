@@ -22,7 +22,7 @@ from apiserver._logging import get_logger
 from apiserver.kvstore._backend import CompactedError, KVStoreError, PermissionDeniedError, WatchBatch
 from apiserver.kvstore.etcd._codec import prefix_range, to_events
 from apiserver.kvstore.etcd._errors import details, is_invalid_token, status_code, to_kvstore_error
-from apiserver.kvstore.etcd._transport import Connection, Transport
+from apiserver.kvstore.etcd._transport import Connection, Transport, closed_under_call
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
 
 log = get_logger(__name__)
@@ -131,6 +131,10 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
                      code=str(status_code(err)), error=details(err))
         except _StreamBroken as exc:
             log.info("etcd watch interrupted, resuming", prefix=prefix, revision=next_rev, error=str(exc))
+        except asyncio.CancelledError:
+            if not closed_under_call(conn):
+                raise
+            log.debug("etcd watch channel replaced, resuming", prefix=prefix, revision=next_rev)
         finally:
             call.cancel()
         await asyncio.sleep(backoff)

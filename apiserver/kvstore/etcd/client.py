@@ -40,7 +40,7 @@ from apiserver.kvstore.etcd._errors import (
     tls_hint,
     to_kvstore_error,
 )
-from apiserver.kvstore.etcd._transport import Connection, Transport
+from apiserver.kvstore.etcd._transport import Connection, Transport, closed_under_call
 from apiserver.kvstore.etcd._watch import watch_prefix
 from apiserver.kvstore.etcd.config import EtcdConfig
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
@@ -189,6 +189,13 @@ class EtcdClient:
             token = self._token
             try:
                 return await attempt(conn, self.metadata())
+            except asyncio.CancelledError:
+                if not closed_under_call(conn):
+                    raise
+                # The channel was closed under the call: like a broken connection.
+                if not idempotent or failures >= self.retries:
+                    raise UnavailableError(
+                        f"etcd connection to {conn.endpoint.url} closed during the call") from None
             except grpc.aio.AioRpcError as err:
                 if is_invalid_token(err) and self.uses_password and not reauthenticated:
                     # Rejected before being applied, so safe to resend even if not idempotent.
@@ -202,8 +209,8 @@ class EtcdClient:
                 if not idempotent or failures >= self.retries:
                     raise UnavailableError(f"etcd unavailable ({conn.endpoint.url}): {details(err)}"
                                            f"{tls_hint(details(err))}") from None
-                await asyncio.sleep(_RETRY_BACKOFF[min(failures, len(_RETRY_BACKOFF) - 1)])
-                failures += 1
+            await asyncio.sleep(_RETRY_BACKOFF[min(failures, len(_RETRY_BACKOFF) - 1)])
+            failures += 1
 
     async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
         payload = request.SerializeToString()

@@ -1,0 +1,76 @@
+"""Latency and backlog arithmetic over (write time, visible time) pairs. Pure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of unsorted ``values``."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds."""
+
+    count: int
+    p50: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        ms = [s * 1000.0 for s in seconds]
+        return cls(len(ms), percentile(ms, 50), percentile(ms, 99), max(ms) if ms else math.nan)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Keys written but not yet visible, sampled every ``step`` seconds from the first write."""
+
+    samples: list[int]
+    step: float
+    drained_after: float  # seconds from the last write until everything was visible
+
+    @property
+    def max(self) -> int:
+        return max(self.samples, default=0)
+
+    def growing(self, tolerance: int) -> bool:
+        """Does the backlog trend upwards? (last third's mean above the first third's by ``tolerance``)"""
+        third = len(self.samples) // 3
+        if third == 0:
+            return False
+        first = sum(self.samples[:third]) / third
+        last = sum(self.samples[-third:]) / third
+        return last > first + tolerance
+
+    @classmethod
+    def of(cls, writes: Sequence[float], visible: Sequence[float], step: float = 1.0) -> Backlog:
+        """``writes[i]`` and ``visible[i]`` belong to the same key change (monotonic seconds)."""
+        if not writes:
+            return cls([], step, 0.0)
+        start, last_write = min(writes), max(writes)
+        written_sorted, visible_sorted = sorted(writes), sorted(visible)
+        samples: list[int] = []
+        w = v = 0
+        t = start + step
+        while t <= last_write + step:
+            while w < len(written_sorted) and written_sorted[w] <= t:
+                w += 1
+            while v < len(visible_sorted) and visible_sorted[v] <= t:
+                v += 1
+            samples.append(max(0, w - v))
+            t += step
+        return cls(samples, step, max(0.0, max(visible) - last_write))
