@@ -66,3 +66,30 @@ class VisibilityProbe:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def last_changes(changes: Collection[Change]) -> list[Change]:
+    """The latest change of every key: once those are visible, every change is."""
+    last: dict[str, int] = {}
+    for key, seq in changes:
+        if seq > last.get(key, -1):
+            last[key] = seq
+    return list(last.items())
+
+
+def visible_times(changes: Collection[Change], seen: dict[Change, float]) -> dict[Change, float]:
+    """When each change became visible: when it, or a later change of the same key that replaced it
+    before it was written (writers coalesce), was first seen. Changes never covered are left out."""
+    by_key: dict[str, list[int]] = {}
+    for key, seq in changes:
+        by_key.setdefault(key, []).append(seq)
+    out: dict[Change, float] = {}
+    for key, seqs in by_key.items():
+        earliest = float("inf")
+        for seq in sorted(seqs, reverse=True):
+            at = seen.get((key, seq))
+            if at is not None and at < earliest:
+                earliest = at
+            if earliest != float("inf"):
+                out[key, seq] = earliest
+    return out

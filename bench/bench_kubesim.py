@@ -156,12 +156,11 @@ async def _fan_out(sim: KubeSim, shape: ClusterShape, args: argparse.Namespace) 
     watch = asyncio.create_task(_child("--client", "watch", "--url", sim.url, "--rv", rv,
                                        "--watchers", str(args.watchers), "--expect", str(total),
                                        "--timeout", str(args.duration * 4 + 30)))
+    connected = asyncio.create_task(sim.wait_for_watch("cilium.io/v2", "CiliumEndpoint", args.watchers, 30))
+    await asyncio.wait((connected, watch), return_when=asyncio.FIRST_COMPLETED)
+    if watch.done() or connected.exception() is not None:
+        raise SystemExit("watch clients did not connect")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while sim.watch_count("cilium.io/v2", "CiliumEndpoint") < args.watchers:
-        if watch.done() or loop.time() > deadline:
-            raise SystemExit("watch clients did not connect")
-        await asyncio.sleep(0.01)
     cpu = time.process_time()
     tick = 0.01  # writes are paced in 10 ms batches
     per_tick = args.events_per_second * tick

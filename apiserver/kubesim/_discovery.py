@@ -126,5 +126,5 @@ def resource_types_from_crd(crd: Obj) -> list[ResourceType]:
         out.append(ResourceType(
             group, str(version["name"]), plural, str(names.get("singular") or kind.lower()), kind,
             spec.get("scope", "Namespaced") == "Namespaced", tuple(names.get("shortNames") or ()),
-            tuple(names.get("categories") or ()), columns, unconditional_update=False))
+            tuple(names.get("categories") or ()), columns, custom=True))
     return out

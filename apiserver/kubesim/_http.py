@@ -366,7 +366,7 @@ class HttpFrontend:
 
     def _deleted_response(self, rt: ResourceType, deletion: Deletion) -> web.Response:
         status = 200 if deletion.finished else 202
-        if rt.is_custom or rt.kind in ("Service", "Pod", "Namespace") or not deletion.finished:
+        if rt.returns_deleted_object or not deletion.finished:
             return _raw(deletion.obj.raw, status)
         meta = orjson.loads(deletion.obj.raw)["metadata"]
         details: dict[str, Any] = {"name": meta["name"]}

@@ -34,8 +34,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     columns: tuple[Column, ...] = ()
-    # Custom resources refuse a PUT without metadata.resourceVersion; most built-ins accept it.
-    unconditional_update: bool = True
+    # Served from a CustomResourceDefinition (pre-seeded for the table's custom rows).
+    custom: bool = False
     verbs: tuple[str, ...] = field(default=ALL_VERBS)
 
     @property
@@ -61,8 +61,14 @@ class ResourceType:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
     @property
-    def is_custom(self) -> bool:
-        return not self.unconditional_update
+    def unconditional_update(self) -> bool:
+        """Whether a PUT without metadata.resourceVersion is allowed: built-ins yes, custom resources no."""
+        return not self.custom
+
+    @property
+    def returns_deleted_object(self) -> bool:
+        """A DELETE answers with the object (else with a Success Status), per kube-apiserver's registries."""
+        return self.custom or (self.group == "" and self.kind in ("Service", "Pod", "Namespace"))
 
 
 def _core(plural: str, kind: str, namespaced: bool, *short: str, categories: tuple[str, ...] = (),
@@ -73,7 +79,7 @@ def _core(plural: str, kind: str, namespaced: bool, *short: str, categories: tup
 def _crd(group: str, version: str, plural: str, kind: str, namespaced: bool, *short: str,
          categories: tuple[str, ...] = ()) -> ResourceType:
     return ResourceType(group, version, plural, kind.lower(), kind, namespaced, short, categories,
-                        unconditional_update=False)
+                        custom=True)
 
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (

@@ -69,7 +69,7 @@ class KubeSim:
         if crd is None:
             return
         for rt in list(self.registry):
-            if rt.is_custom:
+            if rt.custom:
                 self.api.put(crd, discovery.crd_for(rt))
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -163,8 +163,7 @@ class KubeSim:
     async def wait_for_watch(self, api_version: str, kind: str, count: int = 1, within: float = 10.0) -> None:
         """Wait until at least ``count`` watches are open on a type; TimeoutError after ``within`` s."""
         async with asyncio.timeout(within):
-            while self.watch_count(api_version, kind) < count:
-                await asyncio.sleep(0.005)
+            await self.store.wait_for_watchers(self._type(api_version, kind), count)
 
     # -- direct object access --------------------------------------------------------------------------
 

@@ -128,6 +128,7 @@ class Store:
         # (new columns, say) must keep its objects.
         self._buckets: dict[tuple[str, str, str], Bucket] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._subscribed = asyncio.Event()
 
     @property
     def resource_version(self) -> int:
@@ -273,6 +274,7 @@ class Store:
             for ev in self._events_after(b, since):
                 watcher.offer(ev.type, ev.obj, ev.prev)
         b.watchers.add(watcher)
+        self._subscribed.set()
 
     def unsubscribe(self, rt: ResourceType, watcher: Watcher) -> None:
         self.bucket(rt).watchers.discard(watcher)
@@ -289,6 +291,13 @@ class Store:
 
     def watchers(self) -> list[Watcher]:
         return [w for b in self._buckets.values() for w in b.watchers]
+
+    async def wait_for_watchers(self, rt: ResourceType, count: int) -> None:
+        """Wait until ``count`` watches are open on ``rt`` (the caller bounds the wait)."""
+        b = self.bucket(rt)
+        while len(b.watchers) < count:
+            self._subscribed.clear()
+            await self._subscribed.wait()
 
     async def wait_for_rv(self, rv: int, within: float) -> bool:
         """Wait until the store reached ``rv`` (a client ahead of us, e.g. after a restart)."""

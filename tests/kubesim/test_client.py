@@ -152,7 +152,7 @@ async def test_watch_stream_with_bookmarks(api: client.ApiClient) -> None:
             bookmarks: list[Obj] = []
 
             async def mutate() -> None:
-                await _until(lambda: sim.watch_count("cilium.io/v2", "CiliumNode") == 1)
+                await sim.wait_for_watch("cilium.io/v2", "CiliumNode")
                 sim.apply(_node("n1"))
                 sim.apply({**_node("n1"), "spec": {"changed": True}})
                 sim.delete("cilium.io/v2", "CiliumNode", "n0")
@@ -204,9 +204,15 @@ async def test_faults(kubesim: KubeSim, api: client.ApiClient) -> None:
                                     timeout_seconds=5):
                 pass
     assert info.value.status == 410
+    kubesim.faults.delay("namespaces", 0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await core.list_namespace()
+    assert loop.time() - started >= 0.3
+    kubesim.faults.delay("namespaces", 0)
     kubesim.faults.pause()
     request = asyncio.create_task(core.list_namespace())
-    await _until(lambda: kubesim.request_counts["list", "namespaces"] == 1)  # arrived, held by the pause
+    await _until(lambda: kubesim.request_counts["list", "namespaces"] == 2)  # arrived, held by the pause
     assert not request.done()
     kubesim.faults.resume()
     assert len((await request).items) >= 4
@@ -225,7 +231,7 @@ async def test_close_watches_and_timeout(kubesim: KubeSim, api: client.ApiClient
     assert await drain(timeout_seconds=1) == ["ADDED"]
     assert 0.9 < loop.time() - started < 3
     task = asyncio.create_task(drain(timeout_seconds=30))
-    await _until(lambda: kubesim.watch_count("v1", "Service") == 1)
+    await kubesim.wait_for_watch("v1", "Service")
     assert kubesim.faults.close_watches() == 1
     assert await asyncio.wait_for(task, 5) == ["ADDED"]
 

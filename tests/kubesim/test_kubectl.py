@@ -123,12 +123,8 @@ async def test_create_apply_delete(kubesim: KubeSim, kubectl: Kubectl, tmp_path:
 async def test_get_watch(kubesim: KubeSim, kubectl: Kubectl) -> None:
     run = kubectl
     kubesim.apply({"apiVersion": "cilium.io/v2", "kind": "CiliumNode", "metadata": {"name": "old"}})
-    watching = asyncio.create_task(run("get", "cn", "--watch", "--request-timeout=3s"))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while kubesim.watch_count("cilium.io/v2", "CiliumNode") == 0:
-        assert loop.time() < deadline, "kubectl never started watching"
-        await asyncio.sleep(0.02)
+    watching = asyncio.create_task(run("get", "cn", "--watch", "--request-timeout=2s"))
+    await kubesim.wait_for_watch("cilium.io/v2", "CiliumNode")
     kubesim.apply({"apiVersion": "cilium.io/v2", "kind": "CiliumNode", "metadata": {"name": "new"}})
     kubesim.delete("cilium.io/v2", "CiliumNode", "old")
     result = await watching

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apiserver.kubesim import KubeError, Registry
 from apiserver.kubesim._api import Api
@@ -167,3 +169,37 @@ def test_namespace_deletion_removes_its_contents(api: Api) -> None:
     api.create(cm, "team", {"metadata": {"name": "c"}})
     api.delete(ns, None, "team")
     assert api.store.get(cm, ("team", "c")) is None
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(("put", "delete")), st.integers(0, 29), st.sampled_from("ab")),
+                max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(initial=st.sets(st.integers(0, 29)), page_size=st.integers(1, 7),
+       label_filter=st.sampled_from((None, "v=a", "v!=a")), churn=st.lists(_OPS, min_size=1, max_size=12))
+def test_pages_always_equal_the_first_pages_snapshot(initial: set[int], page_size: int, label_filter: str | None,
+                                                     churn: list[list[tuple[str, int, str]]]) -> None:
+    api = Api(Store(history=1000), Registry())
+    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
+    assert rt is not None
+    for i in initial:
+        api.put(rt, _node(f"n{i:02}", v="a" if i % 2 else "b"))
+    labels = parse_label_selector(label_filter)
+    expected = [s.raw for s in api.list(rt, labels=labels).items]
+    page = api.list(rt, limit=page_size, labels=labels)
+    got = [s.raw for s in page.items]
+    for ops in churn:
+        if page.continue_token is None:
+            break
+        for op, i, value in ops:
+            if op == "put":
+                api.put(rt, _node(f"n{i:02}", v=value))
+            elif api.store.get(rt, ("", f"n{i:02}")) is not None:
+                api.delete(rt, None, f"n{i:02}")
+        page = api.list(rt, limit=page_size, labels=labels, continue_token=page.continue_token)
+        got += [s.raw for s in page.items]
+    while page.continue_token is not None:
+        page = api.list(rt, limit=page_size, labels=labels, continue_token=page.continue_token)
+        got += [s.raw for s in page.items]
+    assert got == expected

@@ -15,8 +15,7 @@ def mesh_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshEtcd]:
     base = tmp_path_factory.mktemp("mesh")
     server = start_mesh_etcd(base)
     try:
-        assert server.tls is not None
-        yield MeshEtcd(server, dev_pki_under(server.tls, base / "pki"))
+        yield MeshEtcd(server, dev_pki_under(server, base / "pki"))
     finally:
         server.close_sync()
 

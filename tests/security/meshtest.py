@@ -71,24 +71,26 @@ class MeshEtcd:
     pki: Path  # ``clustermesh-apiserver pki`` output
 
     def config(self, identity: str) -> EtcdConfig:
-        """The identity's ``etcd-config.yaml`` as written by ``pki``, pointed at this server."""
-        return EtcdConfig.from_yaml(self.pki / identity / "etcd-config.yaml", endpoints=(self.server.client_url,),
-                                    dial_timeout=3.0, request_timeout=5.0)
+        """The identity's ``etcd-config.yaml`` exactly as written by ``pki``."""
+        return EtcdConfig.from_yaml(self.pki / identity / "etcd-config.yaml", dial_timeout=3.0,
+                                    request_timeout=5.0)
 
     async def connect(self, identity: str) -> EtcdClient:
         return await EtcdClient.connect(self.config(identity))
 
 
-def dev_pki_under(tls: EtcdTLS, out: Path, peers: tuple[str, ...] = PEERS) -> Path:
-    """Run the ``pki`` command's code with the test server's CA, so its certs are trusted."""
+def dev_pki_under(server: EtcdServer, out: Path, peers: tuple[str, ...] = PEERS) -> Path:
+    """Run the ``pki`` command's code with the test server's CA (so its certificates are trusted)
+    and the server's endpoint (so its etcd-config.yaml files are ready to use)."""
+    assert server.tls is not None
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "ca.crt", tls.ca.cert_pem())
-    atomic_write(out / "ca.key", tls.ca.key_pem(), 0o600)
-    write_dev_pki(DevPKIRequest(cluster_name=CLUSTER, peers=peers), out)
+    atomic_write(out / "ca.crt", server.tls.ca.cert_pem())
+    atomic_write(out / "ca.key", server.tls.ca.key_pem(), 0o600)
+    write_dev_pki(DevPKIRequest(cluster_name=CLUSTER, peers=peers, endpoints=(server.client_url,)), out)
     return out
 
 
-def start_mesh_etcd(base: Path) -> EtcdServer:
+def start_mesh_etcd(base: Path, *, seed: bool = True) -> EtcdServer:
     """etcdinit on a fresh data dir, then etcd with TLS + client-cert-auth on it; seeded as root."""
     tls = EtcdTLS(base / "server-pki")
     server = EtcdServer(tls=tls, name="clustermesh-apiserver")
@@ -97,7 +99,7 @@ def start_mesh_etcd(base: Path) -> EtcdServer:
         init = run_etcdinit(server.data_dir, f"--cluster-name={CLUSTER}")
         assert init.returncode == 0, init.stderr
         server.start_sync()
-        for key, value in SEED.items():
+        for key, value in SEED.items() if seed else ():
             server.etcdctl("put", key, value)
     except BaseException:
         server.close_sync()
@@ -137,3 +139,35 @@ def tls_probe(url: str, ca_file: Path, cert_file: Path | None = None, key_file: 
             return "accepted" if tls.recv(9) else "refused: closed without an answer"
     except (ssl.SSLError, ConnectionError) as exc:
         return f"refused: {type(exc).__name__}: {exc}"
+
+
+def publish_projected(volume: Path, files: dict[str, bytes]) -> None:
+    """Update ``volume`` the way the kubelet updates a Secret/ConfigMap volume: write a new
+    ``..<version>`` dir, swap the ``..data`` symlink to it in one rename, and keep each visible
+    name a symlink into ``..data``."""
+    volume.mkdir(parents=True, exist_ok=True)
+    version = f"..{time.monotonic_ns()}"
+    (volume / version).mkdir()
+    for name, data in files.items():
+        (volume / version / name).write_bytes(data)
+    os.symlink(version, volume / "..data_tmp")
+    os.replace(volume / "..data_tmp", volume / "..data")
+    for name in files:
+        if not (volume / name).is_symlink():
+            os.symlink(f"..data/{name}", volume / name)
+
+
+def peer_certificate_serial(url: str, ca_file: Path) -> int:
+    """The serial number of the certificate the server at ``url`` presents right now."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    from cryptography import x509
+
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from meshtest import publish_projected
 
 from apiserver.security.memory_auth import MemoryAuthAdmin
 from apiserver.security.users import UsersManager, UsersReconcileError
@@ -94,18 +94,8 @@ async def test_unusable_file_applies_nothing(admin: MemoryAuthAdmin, manager: Us
 
 async def test_watch_follows_configmap_symlink_swaps(admin: MemoryAuthAdmin, tmp_path: Path,
                                                      eventually: Eventually) -> None:
-    # The kubelet layout: users.yaml -> ..data/users.yaml, ..data -> ..<timestamp> (swapped atomically).
-    vol = tmp_path / "vol"
-    vol.mkdir()
-
-    def publish(version: str, text: str) -> None:
-        (vol / version).mkdir()
-        (vol / version / "users.yaml").write_text(text)
-        os.symlink(version, vol / "..data_tmp")
-        os.replace(vol / "..data_tmp", vol / "..data")
-
-    publish("..v1", users_yaml("remote-c2"))
-    os.symlink("..data/users.yaml", vol / "users.yaml")
+    vol = tmp_path / "vol"  # users.yaml -> ..data/users.yaml, ..data -> ..<version>
+    publish_projected(vol, {"users.yaml": users_yaml("remote-c2").encode()})
     mgr = UsersManager(admin, vol / "users.yaml", interval=0.02)
     mgr.start()
     try:
@@ -113,7 +103,7 @@ async def test_watch_follows_configmap_symlink_swaps(admin: MemoryAuthAdmin, tmp
             return set(managed(admin)) == expected
 
         await eventually(lambda: users_are({"remote-c2"}), what="first reconcile")
-        publish("..v2", users_yaml("remote-c3", "remote-c5"))
+        publish_projected(vol, {"users.yaml": users_yaml("remote-c3", "remote-c5").encode()})
         await eventually(lambda: users_are({"remote-c3", "remote-c5"}), what="reconcile after swap")
     finally:
         await mgr.stop()

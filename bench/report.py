@@ -1,0 +1,152 @@
+"""Turns the suite's results into the printed table (figures, ratios, targets, PASS/FAIL) and a PNG.
+
+``results`` is the JSON-able dict that ``run.py`` writes to ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Results = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    figure: str
+    ratio: str = ""
+    target: str = ""
+    verdict: str = ""  # PASS, FAIL or "" (information only)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _kps(v: float) -> str:
+    return f"{v:,.0f} keys/s"
+
+
+def _best(ceiling: dict[str, float]) -> float:
+    return max(ceiling.values())
+
+
+def _ceiling_rows(label: str, ceiling: dict[str, float]) -> Iterator[Row]:
+    for n, kps in sorted(ceiling.items()):
+        yield Row(f"{label}: client Txn x128, {n} in flight", _kps(kps), f"{kps / _best(ceiling):.2f}")
+
+
+def rows(r: Results) -> list[Row]:
+    out: list[Row] = []
+    if "initial_export" in r:
+        ceiling = r["ceiling_export"]
+        out += _ceiling_rows("Ceiling (exporter etcd)", ceiling)
+        ie = r["initial_export"]
+        ratio = ie["keys_per_second"] / _best(ceiling)
+        out.append(Row(f"Initial export ({ie['keys']:,} keys, {ie['bootstrap_seconds']:.2f} s; "
+                       f"spawn->ready {ie['wall_seconds']:.2f} s)", _kps(ie["keys_per_second"]), f"{ratio:.2f}",
+                       ">= 0.6 (stretch 0.8)", _verdict(ratio >= 0.6) + (" (stretch)" if ratio >= 0.8 else "")))
+        ch = r["churn"]
+        lat = ch["latency"]
+        out.append(Row(f"Churn {ch['rate']:.0f} CEP/s x {ch['seconds']:.0f} s: kubesim write -> etcd",
+                       f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} / max {lat['max']:.1f} ms", "",
+                       "p99 <= 50 ms", _verdict(lat["p99"] <= 50.0)))
+        out.append(Row(f"Churn backlog (max {ch['backlog_max']} keys, drained {ch['drained_after'] * 1000:.0f} ms "
+                       f"after the last write; exporter CPU {ch['exporter_cpu'] * 100:.0f} %)",
+                       "keeps up" if ch["keeps_up"] else "falls behind", "", "no growing backlog",
+                       _verdict(ch["keeps_up"])))
+        out.append(Row("Exporter RSS peak", f"{ch['peak_rss_mb']:.0f} MB", "", "<= 350 MB",
+                       _verdict(ch["peak_rss_mb"] <= 350)))
+        out.append(Row("Exporter RSS steady (during churn)", f"{ch['steady_rss_mb']:.0f} MB", "", "<= 250 MB",
+                       _verdict(ch["steady_rss_mb"] <= 250)))
+    if "mirror" in r:
+        ceiling = r["ceiling_mesh"]
+        out += _ceiling_rows("Ceiling (KVStoreMesh local etcd)", ceiling)
+        m = r["mirror"]
+        ratio = m["keys_per_second"] / _best(ceiling)
+        out.append(Row(f"KVStoreMesh initial mirror ({m['keys']:,} keys, {m['seconds']:.2f} s)",
+                       _kps(m["keys_per_second"]), f"{ratio:.2f}", ">= 0.7", _verdict(ratio >= 0.7)))
+        ml = r["mirror_latency"]
+        lat = ml["latency"]
+        out.append(Row(f"Mirror latency {ml['rate']:.0f} puts/s x {ml['seconds']:.0f} s: remote put -> local cache",
+                       f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} / max {lat['max']:.1f} ms", "",
+                       "p99 <= 50 ms", _verdict(lat["p99"] <= 50.0)))
+        out.append(Row("KVStoreMesh RSS peak", f"{m['peak_rss_mb']:.0f} MB"))
+        out.append(Row("KVStoreMesh RSS steady (during updates)", f"{ml['steady_rss_mb']:.0f} MB", "", "<= 250 MB",
+                       _verdict(ml["steady_rss_mb"] <= 250)))
+    if "scale" in r:
+        s = r["scale"]
+        ceiling = s["ceiling"]
+        out += _ceiling_rows(f"Ceiling (scale local etcd, {s['keys']:,} keys)", ceiling)
+        ratio = s["keys_per_second"] / _best(ceiling)
+        out.append(Row(f"KVStoreMesh x{s['remotes']} remotes ({s['keys']:,} keys, {s['seconds']:.2f} s, "
+                       f"RSS peak {s['peak_rss_mb']:.0f} MB)", _kps(s["keys_per_second"]), f"{ratio:.2f}"))
+    if "ratelimit" in r:
+        rl = r["ratelimit"]
+        out.append(Row(f"Rate limit etcd.qps={rl['qps']}: {rl['keys']:,} keys, >= {rl['min_txns']} Txns",
+                       f"{rl['seconds']:.2f} s (>= {rl['min_seconds']:.2f} s)", "", "limit honoured",
+                       _verdict(rl["honoured"])))
+    return out
+
+
+def table(r: Results) -> str:
+    header = Row("benchmark", "figure", "ratio", "target", "result")
+    body = rows(r)
+    widths = [max(len(getattr(row, f)) for row in [header, *body]) for f in ("name", "figure", "ratio", "target")]
+
+    def line(row: Row) -> str:
+        cells = (row.name, row.figure, row.ratio, row.target)
+        return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " | " + row.verdict
+
+    rule = "-+-".join("-" * w for w in widths) + "-+-------"
+    return "\n".join([line(header), rule, *map(line, body)])
+
+
+def plot(r: Results, path: Path) -> None:
+    """Export throughput (bars, with ceilings) and churn/mirror latency over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=(13, 4.8))
+    labels: list[str] = []
+    values: list[float] = []
+    colors: list[str] = []
+    for key, label in (("ceiling_export", "ceiling\n(exporter etcd)"), ("ceiling_mesh", "ceiling\n(mesh etcd)")):
+        for n, kps in sorted(r.get(key, {}).items()):
+            labels.append(f"{label}\n{n} in flight")
+            values.append(kps)
+            colors.append("#bbbbbb")
+    for key, label in (("initial_export", "initial\nexport"), ("mirror", "KVStoreMesh\nmirror")):
+        if key in r:
+            labels.append(label)
+            values.append(r[key]["keys_per_second"])
+            colors.append("#3b7dd8")
+    if "scale" in r:
+        labels.append(f"KVStoreMesh\n{r['scale']['remotes']} remotes")
+        values.append(r["scale"]["keys_per_second"])
+        colors.append("#3b7dd8")
+    bars.bar(range(len(values)), values, color=colors)
+    bars.set_xticks(range(len(values)), labels, fontsize=7)
+    bars.set_ylabel("keys/s")
+    bars.set_title("Throughput into etcd (grey: ceiling)")
+    for key, label in (("churn", "exporter churn (kubesim write -> etcd)"),
+                       ("mirror_latency", "KVStoreMesh (remote put -> local cache)")):
+        if key in r and r[key]["timeline"]:
+            xs, ys = zip(*r[key]["timeline"], strict=True)
+            lines.plot(xs, ys, ".", markersize=2, label=f"{label}, p99 {r[key]['latency']['p99']:.0f} ms")
+    lines.axhline(50, color="red", linewidth=0.8, linestyle="--", label="target p99 50 ms")
+    lines.set_xlabel("seconds since the first update")
+    lines.set_ylabel("latency (ms)")
+    lines.set_yscale("log")
+    lines.set_title("Latency under 1,000 updates/s")
+    lines.legend(fontsize=7)
+    fig.suptitle(r.get("title", "clustermesh-apiserver (Python) benchmarks"), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

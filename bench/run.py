@@ -1,0 +1,191 @@
+"""Run the benchmark suite: ``python bench/run.py [--quick] [--only export,mesh,scale,ratelimit]``.
+
+Prints one table (every throughput as a ratio to etcd's ceiling measured in the same run on the
+same etcd, latency and memory against their targets), writes ``bench/results/latest.json`` and
+``docs/performance.png``. Each benchmark checks that etcd holds exactly the expected keys and
+bytes before its figure counts. Every etcd and child process it starts is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apiserver.testing.etcd import EtcdServer
+from bench import ceiling, export, mesh, ratelimit, report
+from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
+from bench._kv import connect
+from bench._procs import REPO
+
+RESULTS = REPO / "bench" / "results" / "latest.json"
+PLOT = REPO / "docs" / "performance.png"
+PHASES = ("export", "mesh", "scale", "ratelimit")
+SCALE_REMOTES = 16
+SCALE_KEYS = 5_000
+CHURN_RATE = 1_000.0
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for prop in ("keys_per_second", "min_seconds", "honoured"):
+            if hasattr(type(value), prop):
+                out[prop] = getattr(value, prop)
+        return out
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _ceiling_figures(ceilings: dict[int, ceiling.Ceiling]) -> dict[str, float]:
+    return {str(n): c.keys_per_second for n, c in ceilings.items()}
+
+
+async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Namespace, results: dict[str, Any]
+                          ) -> None:
+    _log(f"Generating the data set ({shape.endpoints:,} endpoints)")
+    expected = expected_state(shape, cluster_objects(shape))
+    async with EtcdServer(name="bench-export") as remote_server:
+        remote = await connect(remote_server.endpoint)
+        try:
+            _log(f"Ceiling on the exporter's etcd ({len(expected):,} keys)")
+            results["ceiling_export"] = _ceiling_figures(await ceiling.measure_both(remote_server, remote, expected))
+            _log("Initial export, then churn")
+            initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
+                                              args.churn_seconds)
+            results["initial_export"] = _plain(initial)
+            results["churn"] = {**_plain(churn), "backlog_max": churn.backlog.max,
+                                "drained_after": churn.backlog.drained_after, "keeps_up": churn.keeps_up()}
+            results["churn"].pop("backlog")
+            if "mesh" in args.only:
+                await _mesh(shape, expected, remote_server, remote, workdir, args, results)
+        finally:
+            await remote.close()
+
+
+async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdServer, remote: Any,
+                workdir: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    cache = to_cache(shape.name, state)
+    async with EtcdServer(name="bench-mesh-local") as local_server:
+        local = await connect(local_server.endpoint)
+        try:
+            _log(f"Ceiling on KVStoreMesh's local etcd ({len(cache):,} keys)")
+            results["ceiling_mesh"] = _ceiling_figures(await ceiling.measure_both(local_server, local, cache))
+            _log("KVStoreMesh initial mirror, then latency")
+            proc = mesh.MeshProcess("cluster2", 2, local_server, [(shape.name, remote_server.endpoint)], workdir)
+            try:
+                results["mirror"] = _plain(await mesh.mirror(proc, local, cache, 1))
+                lat = await mesh.latency(proc, remote, local, shape.name, CHURN_RATE, args.mirror_seconds)
+                await mesh.check_mirror_matches(remote, local, shape.name)
+            finally:
+                await proc.stop()
+            results["mirror_latency"] = {**_plain(lat), "backlog_max": lat.backlog.max,
+                                         "drained_after": lat.backlog.drained_after}
+            results["mirror_latency"].pop("backlog")
+        finally:
+            await local.close()
+
+
+async def scale(workdir: Path, results: dict[str, Any]) -> None:
+    _log(f"Scale: {SCALE_REMOTES} remote etcds with {SCALE_KEYS:,} keys each")
+    servers = [EtcdServer(name=f"bench-remote{n}") for n in range(1, SCALE_REMOTES + 1)]
+    local_server = EtcdServer(name="bench-scale-local")
+    try:
+        for server in [*servers, local_server]:
+            await server.start()
+        cache: dict[str, bytes] = {}
+        for n, server in enumerate(servers, start=1):
+            shape = mesh.remote_shape(n, SCALE_KEYS)
+            cache.update(to_cache(shape.name, await mesh.fill_remote(server, shape)))
+        local = await connect(local_server.endpoint)
+        try:
+            figures = _ceiling_figures(await ceiling.measure_both(local_server, local, cache))
+            proc = mesh.MeshProcess("cluster100", 100, local_server,
+                                    [(f"cluster{n}", s.endpoint) for n, s in enumerate(servers, start=1)],
+                                    workdir)
+            try:
+                result = await mesh.mirror(proc, local, cache, SCALE_REMOTES)
+            finally:
+                await proc.stop()
+        finally:
+            await local.close()
+        results["scale"] = {**_plain(result), "ceiling": figures}
+    finally:
+        for server in [*servers, local_server]:
+            await server.close()
+
+
+async def main(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    shape = BenchShape().scaled(args.scale)
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick, "scale": args.scale,
+        "shape": dataclasses.asdict(shape), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "title": f"clustermesh-apiserver (Python) benchmarks, {os.cpu_count()} CPUs, etcd on tmpfs",
+    }
+    started = time.monotonic()
+    ok = False
+    try:
+        if "export" in args.only:
+            await export_and_mesh(shape, workdir, args, results)
+        if "scale" in args.only:
+            await scale(workdir, results)
+        if "ratelimit" in args.only:
+            _log("Rate limit check (etcd.qps=20)")
+            results["ratelimit"] = _plain(await ratelimit.run(workdir))
+        ok = True
+    finally:
+        results["seconds"] = round(time.monotonic() - started, 1)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=1))
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+    print(report.table(results))
+    print(f"\ntotal {results['seconds']:.0f} s; results in {RESULTS.relative_to(REPO)}")
+    if args.plot:
+        report.plot(results, PLOT)
+        print(f"plot in {PLOT.relative_to(REPO)}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="15 s of churn and of mirror updates instead of 60 and 30")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the synthetic cluster's size (for development; default 1)")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases among {', '.join(PHASES)} (mesh needs export)")
+    parser.add_argument("--no-plot", dest="plot", action="store_false", help="do not write docs/performance.png")
+    args = parser.parse_args(argv)
+    args.only = set(args.only.split(","))
+    unknown = args.only - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    args.churn_seconds = 15.0 if args.quick else 60.0
+    args.mirror_seconds = 15.0 if args.quick else 30.0
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
