@@ -141,9 +141,9 @@ def expected_state(shape: BenchShape, objects: Iterable[KubeObject]) -> KeyValue
                 slices.setdefault(owner, []).append(obj)
     for svc in services:
         meta = svc["metadata"]
-        value = convert_service(svc, slices.get(f"{meta['namespace']}/{meta['name']}", []), cluster)
-        if value is not None:
-            out[join_key(SERVICES_PREFIX, cluster.name, meta["namespace"], meta["name"])] = value
+        service = convert_service(svc, slices.get(f"{meta['namespace']}/{meta['name']}", []), cluster)
+        if service is not None:
+            out[join_key(SERVICES_PREFIX, cluster.name, meta["namespace"], meta["name"])] = service
     return out
 
 

@@ -46,7 +46,7 @@ class VisibilityProbe:
                     end = event.value.index(b'"', at + skip)
                     self.seen.setdefault((event.key, int(event.value[at + skip:end])), now)
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
 
     async def wait_for(self, changes: Collection[Change], timeout: float) -> bool:
         """True once every change was seen; False if ``timeout`` passed first."""

@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parent.parent
 _STOP_GRACE = 15.0
@@ -59,13 +59,17 @@ class Child:
     async def start(self) -> Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
+        with self._open_log() as log:
             self.spawned_at = asyncio.get_running_loop().time()
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, *self.args, cwd=REPO, env=env, stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=log, limit=64 * 1024 * 1024)
         return self
+
+    def _open_log(self) -> BinaryIO:
+        # A local file on tmpfs or disk: opening it does not block the loop for long.
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return open(self.log_path, "wb")
 
     def log_tail(self, limit: int = 3000) -> str:
         try:

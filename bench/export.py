@@ -7,6 +7,7 @@ this driver, which watches etcd. The etcd is left holding the exported cluster, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,11 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
 
 
 async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expected: KeyValues, workdir: Path,
-              churn_rate: float, churn_seconds: float) -> tuple[InitialExport, Churn]:
+              churn_rate: float, churn_seconds: float, kvstore_opts: Sequence[str] = ()
+              ) -> tuple[InitialExport, Churn]:
     """Both exporter benchmarks on an empty ``server``; leaves the exported keys in it."""
     kubesim, kubeconfig, _ = await start_kubesim(shape, workdir)
-    exporter = ExporterProcess(shape, server.endpoint, kubeconfig, workdir / "exporter.log")
+    exporter = ExporterProcess(shape, server.endpoint, kubeconfig, workdir / "exporter.log", kvstore_opts)
     try:
         initial = await initial_export(exporter, client, shape, expected)
         changing = await churn(kubesim, exporter, client, shape, expected, churn_rate, churn_seconds)

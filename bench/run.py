@@ -71,7 +71,7 @@ async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Names
             results["ceiling_export"] = _ceiling_figures(await ceiling.measure_both(remote_server, remote, expected))
             _log("Initial export, then churn")
             initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
-                                              args.churn_seconds)
+                                              args.churn_seconds, args.exporter_opt)
             results["initial_export"] = _plain(initial)
             results["churn"] = {**_plain(churn), "backlog_max": churn.backlog.max,
                                 "drained_after": churn.backlog.drained_after, "keeps_up": churn.keeps_up()}
@@ -138,8 +138,9 @@ async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     shape = BenchShape().scaled(args.scale)
     results: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick, "scale": args.scale,
-        "shape": dataclasses.asdict(shape), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick, "size_factor": args.scale,
+        "shape": dataclasses.asdict(shape), "exporter_opts": args.exporter_opt, "cpus": os.cpu_count(),
+        "python": platform.python_version(),
         "title": f"clustermesh-apiserver (Python) benchmarks, {os.cpu_count()} CPUs, etcd on tmpfs",
     }
     started = time.monotonic()
@@ -176,6 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="multiply the synthetic cluster's size (for development; default 1)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases among {', '.join(PHASES)} (mesh needs export)")
+    parser.add_argument("--exporter-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --kvstore-opt for the exporter under test (e.g. etcd.qps=20)")
     parser.add_argument("--no-plot", dest="plot", action="store_false", help="do not write docs/performance.png")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))

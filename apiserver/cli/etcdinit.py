@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Callable
-from typing import TypeVar
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.cli._flags import go_bool, go_duration
@@ -81,8 +82,22 @@ def run(args: argparse.Namespace) -> int:
              etcdDataDir=config.data_dir, etcdClusterName=config.etcd_cluster_name,
              clusterName=config.cluster_name, etcdInitialClusterToken=config.initial_cluster_token)
     try:
-        asyncio.run(run_etcdinit(config))
+        asyncio.run(_interruptible(run_etcdinit(config)))
     except EtcdInitError as exc:
         log.error("Failed to initialise etcd", error=str(exc), clusterName=config.cluster_name)
         return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        log.error("Interrupted; the temporary etcd was stopped", clusterName=config.cluster_name)
+        return 1
     return 0
+
+
+async def _interruptible(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``, cancelling it on SIGTERM/SIGINT so the temporary etcd is still stopped (the
+    default SIGTERM action would end the process and orphan etcd)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    await work

@@ -88,7 +88,7 @@ async def _serve(options: ExporterOptions, kube_options: KubeOptions, etcd_confi
         if options.cluster_users_enabled:
             from apiserver.security.users import UsersManager
 
-            users = UsersManager(backend, options.cluster_users_config_path)
+            users = UsersManager(backend, options.cluster_users_config_path, cluster_name=options.cluster.name)
             users.start()
         await stop.wait()
         log.info("Shutting down")

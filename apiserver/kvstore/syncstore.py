@@ -169,6 +169,7 @@ class SyncStore:
             return
         self._marked = True
         self._sync_wait = set(self._pending)
+        self._sync_wait.update(self._inflight)
         self._sync_wait.update(self._retry_due)
         log.info("Initial listing complete; waiting for queued keys to be written",
                  prefix=self.prefix, queued=len(self._sync_wait))

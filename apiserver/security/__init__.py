@@ -1,1 +1,9 @@
-"""security."""
+"""Security of the clustermesh etcd (spec section 4): who may read and write what, and how.
+
+- ``roles``: the users, roles and key ranges as data (pure); ``users_config``: the remote users
+  file and the changes it calls for (pure).
+- ``etcdinit`` + ``temp_etcd``: create those users and roles in a fresh etcd data dir.
+- ``users``: ``UsersManager`` keeps the per-cluster ``remote-<peer>`` users equal to the file.
+- ``pki`` (test/dev X.509 helpers) and ``devpki``: the development PKI in the Helm file layout.
+- ``memory_auth``: an in-memory etcd auth store for fast tests.
+"""

@@ -126,10 +126,12 @@ async def _wait_ready(etcd: TemporaryEtcd, connect: Connect) -> AuthAdmin:
             admin = await asyncio.wait_for(connect(etcd.launch.client_url), _READY_ATTEMPT_TIMEOUT)
             await asyncio.wait_for(admin.user_list(), _READY_ATTEMPT_TIMEOUT)
             return admin
-        except Exception as exc:  # not up yet: refused, no leader, timed out
-            last = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
             if admin is not None:
                 await admin.close()
+            if not isinstance(exc, Exception):  # cancelled: stop waiting
+                raise
+            last = f"{type(exc).__name__}: {exc}"  # not up yet: refused, no leader, timed out
         log.debug("Waiting for the temporary etcd", reason=last)
         await asyncio.sleep(_READY_POLL)
 
@@ -144,9 +146,10 @@ async def run_etcdinit(config: EtcdInitConfig, connect: Connect = connect_plain)
                         initial_cluster_token=config.initial_cluster_token,
                         client_port=config.client_port, peer_port=config.peer_port)
     plan = clustermesh_auth_plan(config.cluster_name)
+    deadline = asyncio.timeout(config.timeout)
     async with TemporaryEtcd(launch) as etcd:
         try:
-            async with asyncio.timeout(config.timeout):
+            async with deadline:
                 admin = await _wait_ready(etcd, connect)
                 try:
                     log.info("Starting etcd init", clusterName=config.cluster_name)
@@ -154,6 +157,8 @@ async def run_etcdinit(config: EtcdInitConfig, connect: Connect = connect_plain)
                 finally:
                     await admin.close()
         except TimeoutError as exc:
+            if not deadline.expired():
+                raise EtcdInitError(f"failed to initialise etcd: timed out: {exc}") from exc
             raise EtcdInitError(
                 f"etcdinit did not finish within {config.timeout:g}s (raise --timeout / CILIUM_TIMEOUT); "
                 f"etcd's last output:\n{etcd.output_tail()}") from exc

@@ -130,11 +130,10 @@ class TemporaryEtcd:
         """The last lines etcd printed (for error messages)."""
         if self._output is None:
             return ""
-        self._output.flush()
-        self._output.seek(0, os.SEEK_END)
-        size = self._output.tell()
-        self._output.seek(max(0, size - _LOG_TAIL))
-        return self._output.read().decode(errors="replace").strip()
+        # pread: etcd shares this file's offset; moving it would make etcd overwrite its own log.
+        fd = self._output.fileno()
+        size = os.fstat(fd).st_size
+        return os.pread(fd, _LOG_TAIL, max(0, size - _LOG_TAIL)).decode(errors="replace").strip()
 
     def check_running(self) -> None:
         """Raise ``EtcdInitError`` with etcd's last output if the process has exited."""

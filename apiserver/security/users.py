@@ -82,8 +82,6 @@ class UsersManager:
         self._task: asyncio.Task[None] | None = None
         self._last_error = ""
         self._last_success = 0.0
-        self.reconciled = asyncio.Event()  # set after every successful reconcile (tests wait on it)
-        self.reconcile_count = 0
 
     # -- one pass ---------------------------------------------------------------------------
 
@@ -107,8 +105,6 @@ class UsersManager:
         if failures:
             raise UsersReconcileError("; ".join(failures))
         self._last_success = time.monotonic()
-        self.reconcile_count += 1
-        self.reconciled.set()
         return ReconcileResult(changes, config.rejected)
 
     async def _managed_users(self) -> dict[str, list[str]]:

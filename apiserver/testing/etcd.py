@@ -70,6 +70,41 @@ def _scratch_root() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
+_OWNER_FILE = "owner.pid"
+_SCRATCH_PREFIXES = ("etcd-test-", "etcd-pki-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_scratch() -> None:
+    """Remove scratch dirs left by test processes that died without cleanup (tmpfs is RAM).
+    Only dirs this helper created (they carry an owner pid file) whose owner is gone."""
+    root = Path(_scratch_root() or tempfile.gettempdir())
+    for entry in root.iterdir():
+        if not entry.name.startswith(_SCRATCH_PREFIXES):
+            continue
+        try:
+            owner = int((entry / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(owner):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _make_scratch(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_scratch_root()))
+    (path / _OWNER_FILE).write_text(str(os.getpid()))
+    return path
+
+
 def _free_ports(count: int) -> list[int]:
     socks = []
     try:
@@ -100,8 +135,7 @@ class EtcdTLS:
     def __init__(self, directory: str | Path | None = None, *, ca_cn: str = "cilium-ca",
                  server_sans: Sequence[str] = SERVER_SANS) -> None:
         self._owns_dir = directory is None
-        self.directory = Path(directory) if directory is not None else Path(
-            tempfile.mkdtemp(prefix="etcd-pki-", dir=_scratch_root()))
+        self.directory = Path(directory) if directory is not None else _make_scratch("etcd-pki-")
         self.ca: CertKey = generate_ca(ca_cn)
         self.ca_file = self.directory / "ca.crt"
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -171,7 +205,8 @@ class EtcdServer:
         self.root_password: str | None = None if tls is not None else root_password
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
-        self._base = Path(tempfile.mkdtemp(prefix="etcd-test-", dir=_scratch_root()))
+        _sweep_stale_scratch()
+        self._base = _make_scratch("etcd-test-")
         self.data_dir = self._base / "data"
         self.log_file = self._base / "etcd.log"
         self._client_port, self._peer_port = _free_ports(2)

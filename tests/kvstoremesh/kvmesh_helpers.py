@@ -53,7 +53,8 @@ class RemoteData:
             data.keys[f"cilium/state/services/v1/{name}/default/svc-{i}"] = service_value(
                 name, cluster_id, "default", f"svc-{i}")
         for i in range(exports):
-            data.keys[f"cilium/state/serviceexports/v1/{name}/default/svc-{i}"] = b'{"cluster":"' + name.encode() + b'"}'
+            export = f'{{"cluster":"{name}","name":"svc-{i}","namespace":"default"}}'.encode()
+            data.keys[f"cilium/state/serviceexports/v1/{name}/default/svc-{i}"] = export
         base = cluster_id << 16
         for i in range(identities):
             data.keys[f"cilium/state/identities/v1/id/{base + i}"] = f"k8s:app=a{i};".encode()

@@ -6,12 +6,19 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 
-from conftest import MemMesh
+import pytest
 from kvmesh_helpers import CANARY, RemoteData, eventually
+from kvmesh_memmesh import MemMesh
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig, cluster_config_value
 from apiserver.kvstore.memory import MemoryKV
+
+
+def failure_errors(caplog: pytest.LogCaptureFixture, cluster: str) -> list[str]:
+    """The ``error`` field of every "Connection to remote cluster failed" log line of ``cluster``."""
+    return [r._fields["error"] for r in caplog.records  # type: ignore[attr-defined]
+            if r.getMessage() == "Connection to remote cluster failed" and r._fields["cluster"] == cluster]  # type: ignore[attr-defined]
 
 
 async def test_initial_mirror_of_three_remotes_is_exact_and_ready(memmesh: MemMesh) -> None:
@@ -173,7 +180,8 @@ async def test_own_and_invalid_names_are_ignored(memmesh: MemMesh) -> None:
     assert memmesh.remotes.connects.keys() == {"c2"}
 
 
-async def test_reconnect_relists_and_deletes_stale_keys(memmesh: MemMesh) -> None:
+async def test_reconnect_relists_and_deletes_stale_keys(memmesh: MemMesh,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     remote = await memmesh.add_remote(RemoteData.sample("c2", 2, nodes=5))
     await memmesh.start()
     await memmesh.mirrored("c2")
@@ -185,14 +193,18 @@ async def test_reconnect_relists_and_deletes_stale_keys(memmesh: MemMesh) -> Non
     await remote.delete("cilium/state/nodes/v1/c2/node-1")
     await remote.put("cilium/state/nodes/v1/c2/node-2", b"changed")
     await remote.put("cilium/state/nodes/v1/c2/node-7", b"new")
-    failures = memmesh.status("c2").num_failures
-    assert failures >= 1 and "status check" in memmesh.status("c2").status or memmesh.status("c2").status
+    st = memmesh.status("c2")
+    assert st.num_failures >= 1 and not st.ready
+    assert memmesh.metric("remote_cluster_readiness_status", target_cluster="c2") == 0
+    assert (memmesh.metric("remote_cluster_last_failure_ts", target_cluster="c2") or 0) > 0
+    assert any("status checks failed" in e for e in failure_errors(caplog, "c2"))
     memmesh.remotes.down.discard("c2")
     await memmesh.mirrored("c2")
     await eventually(lambda: memmesh.status("c2").ready, what="ready again")
 
 
-async def test_cluster_id_change_and_store_reset_force_a_relist(memmesh: MemMesh) -> None:
+async def test_cluster_id_change_and_store_reset_force_a_relist(memmesh: MemMesh,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     await memmesh.add_remote(RemoteData.sample("c2", 2, nodes=4))
     await memmesh.start()
     await memmesh.mirrored("c2")
@@ -202,20 +214,18 @@ async def test_cluster_id_change_and_store_reset_force_a_relist(memmesh: MemMesh
     await memmesh.add_remote(smaller, kv=MemoryKV(cluster_id=0xBEEF), config_file=False)
     await memmesh.mirrored("c2")
     assert memmesh.remotes.connects["c2"] > connects
-    assert "cluster ID changed" in (await _last_failure_text(memmesh, "c2"))
+    assert any("cluster ID changed" in e for e in failure_errors(caplog, "c2"))
     # Same cluster ID but an empty store restarted from scratch: the revision goes backwards.
     connects = memmesh.remotes.connects["c2"]
     reset = RemoteData.sample("c2", 2, nodes=2, identities=0)
     await memmesh.add_remote(reset, kv=MemoryKV(cluster_id=0xBEEF), config_file=False)
     await memmesh.mirrored("c2")
     assert memmesh.remotes.connects["c2"] > connects
+    assert any("store was reset" in e for e in failure_errors(caplog, "c2"))
 
 
-async def _last_failure_text(mm: MemMesh, name: str) -> str:
-    return str(mm.status(name).status) + str(mm.status(name).num_failures)
-
-
-async def test_stale_heartbeat_reconnects(make_memmesh: Callable[..., MemMesh]) -> None:
+async def test_stale_heartbeat_reconnects(make_memmesh: Callable[..., MemMesh],
+                                          caplog: pytest.LogCaptureFixture) -> None:
     mm = make_memmesh(heartbeat_timeout=0.3)
     fresh = await mm.add_remote(RemoteData.sample("fresh", 2))
     await mm.add_remote(RemoteData.sample("stale", 3))
@@ -230,6 +240,7 @@ async def test_stale_heartbeat_reconnects(make_memmesh: Callable[..., MemMesh]) 
     try:
         await eventually(lambda: mm.status("stale").num_failures >= 1, what="stale heartbeat detected")
         assert mm.status("fresh").num_failures == 0
+        assert any("no heartbeat" in e for e in failure_errors(caplog, "stale"))
         await mm.mirrored("fresh")
         await mm.mirrored("stale")  # it keeps re-mirroring between reconnects
     finally:
@@ -243,6 +254,8 @@ async def test_removal_drains_after_grace_and_readd_waits(make_memmesh: Callable
     await mm.start()
     await mm.mirrored("c2")
     await mm.mirrored("c3")
+    seen_at_connect: list[dict[str, bytes]] = []
+    mm.remotes.on_connect = lambda name: seen_at_connect.append(mm.view(name))
     mm.remove_config("c2")
     # The cluster config goes first; the cache stays during the grace period.
     await eventually(lambda: "cilium/cluster-config/c2" not in mm.local.snapshot(), what="config deleted")
@@ -251,11 +264,11 @@ async def test_removal_drains_after_grace_and_readd_waits(make_memmesh: Callable
     assert mm.metric("remote_clusters") == 1
     # Re-added during the removal: queued until the drain finished, then mirrored again.
     mm.write_config("c2")
-    await eventually(lambda: mm.view("c2") == {} or mm.status("c2") is not None, what="drain or re-add")
     await mm.mirrored("c2")
+    assert seen_at_connect[0] == {}  # the reconnection only happened once everything was drained
     await mm.mirrored("c3")
-    assert mm.status("c2").ready or True
     mm.remove_config("c3")
+    await eventually(lambda: mm.status("c3") is None, what="c3 removed")
     await mm.mesh.wait_removed()
     assert mm.view("c3") == {}
     await mm.mirrored("c2")

@@ -1,8 +1,9 @@
 """Helpers of the security tests (imported by ``conftest`` and the test modules).
 
-``start_mesh_etcd`` builds the real thing, built the way the Pod builds it: ``clustermesh-apiserver pki``
-output for the identities (chained to the test CA), ``clustermesh-apiserver etcdinit`` run as a
-subprocess on the data dir, then etcd started on it with TLS and ``--client-cert-auth``.
+``start_mesh_etcd`` + ``dev_pki_under`` build the etcd the way the Pod does: ``clustermesh-apiserver
+etcdinit`` run as a subprocess on the data dir, etcd started on it with TLS and
+``--client-cert-auth``, and ``clustermesh-apiserver pki`` output for the identities (chained to the
+test server's CA).
 """
 
 from __future__ import annotations
@@ -60,9 +61,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0
 
 
 def run_etcdinit(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    client_port, peer_port = free_ports(2)
-    return run_cli("etcdinit", f"--etcd-data-dir={data_dir}", f"--etcd-client-port={client_port}",
-                   f"--etcd-peer-port={peer_port}", "--timeout=60s", *args, env=env)
+    """etcdinit on free ports; retried if a teammate's etcd grabbed a port between pick and bind."""
+    for _ in range(3):
+        client_port, peer_port = free_ports(2)
+        result = run_cli("etcdinit", f"--etcd-data-dir={data_dir}", f"--etcd-client-port={client_port}",
+                         f"--etcd-peer-port={peer_port}", "--timeout=60s", *args, env=env)
+        if "address already in use" not in result.stderr:
+            break
+    return result
 
 
 @dataclass

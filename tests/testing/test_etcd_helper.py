@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apiserver.testing.etcd import EtcdNotInstalledError, EtcdServer, EtcdStartError, EtcdTLS
+from apiserver.testing.etcd import EtcdNotInstalledError, EtcdServer, EtcdStartError, EtcdTLS, _make_scratch
 
 
 def _alive(pid: int) -> bool:
@@ -111,3 +112,17 @@ def test_fixture_teardown_leaves_no_process(tmp_path: Path) -> None:
     plain, tls, data_dir = pidfile.read_text().split()
     assert _wait_dead(int(plain)) and _wait_dead(int(tls))
     assert not Path(data_dir).exists()
+
+
+def test_scratch_dirs_of_dead_test_processes_are_swept() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale, ours = _make_scratch("etcd-test-"), _make_scratch("etcd-test-")
+    (stale / "owner.pid").write_text(str(gone.pid))
+    try:
+        EtcdServer().close_sync()  # creating a server sweeps
+        assert not stale.exists()
+        assert ours.exists()  # this process is alive: its dirs stay
+    finally:
+        shutil.rmtree(ours, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)

@@ -120,7 +120,8 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
                     yield WatchBatch([], resp.header.revision)
             continue  # re-create after re-authentication
         except grpc.aio.AioRpcError as err:
-            if is_invalid_token(err) and host.uses_password:
+            if is_invalid_token(err) and host.uses_password and not reauthenticated:
+                reauthenticated = True
                 await host.reauthenticate(token)
                 continue
             if status_code(err) not in _RESUMABLE:

@@ -1,0 +1,233 @@
+"""Real-etcd harness for KVStoreMesh tests: etcd processes, a cuttable TCP proxy, an in-process
+daemon with fast timers, and exact-mirror assertions. Everything started here is stopped here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kvmesh_helpers import RemoteData, diff, eventually, expected_cache, local_view
+
+from apiserver.clusterinfo import ClusterInfo
+from apiserver.convert.clusterconfig import CiliumClusterConfig, parse_cluster_config
+from apiserver.kvstore._backend import Put
+from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
+from apiserver.testing.etcd import EtcdServer
+
+ETCD_FAST = MeshConfig(
+    per_cluster_ready_timeout=5.0, global_ready_timeout=30.0, drain_grace_period=0.3, drain_backoff=0.05,
+    heartbeat_timeout=0, status_check_interval=0.2, max_status_failures=2, request_timeout=2.0,
+    connect_timeout=2.0, cluster_config_timeout=1.0, cluster_config_retry_max=0.2,
+    reconnect_backoff_min=0.05, reconnect_backoff_max=0.5, config_poll_interval=0.05)
+
+
+@contextlib.asynccontextmanager
+async def etcds(*names: str) -> AsyncIterator[dict[str, EtcdServer]]:
+    """Start one plain etcd per name, in parallel; kill and delete them all on exit."""
+    servers = {n: EtcdServer(name=n) for n in names}
+    try:
+        await asyncio.gather(*(s.start() for s in servers.values()))
+        yield servers
+    finally:
+        for server in servers.values():
+            await server.close()
+
+
+@contextlib.asynccontextmanager
+async def client_of(server: EtcdServer | str) -> AsyncIterator[EtcdClient]:
+    endpoint = server if isinstance(server, str) else server.endpoint
+    client = await EtcdClient.connect(EtcdConfig(endpoints=(endpoint,)), timeout=10.0, check_cluster_id=False)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def seed(server: EtcdServer, data: RemoteData, *, with_canaries: bool = True) -> None:
+    async with client_of(server) as client:
+        await client.apply([Put(k, v) for k, v in data.all_keys(with_canaries=with_canaries).items()])
+
+
+async def snapshot(server: EtcdServer | str, prefix: str = "cilium/") -> dict[str, bytes]:
+    async with client_of(server) as client:
+        kvs, _ = await client.list_prefix(prefix)
+    return {kv.key: kv.value for kv in kvs}
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.enabled = True
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.enabled:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+            self._writers.discard(dst)
+
+    def cut(self) -> None:
+        self.enabled = False
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.enabled = True
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def write_remote_config(config_dir: Path, name: str, endpoint: str, extra: str = "") -> None:
+    (config_dir / name).write_text(f"endpoints:\n- {endpoint}\n{extra}")
+
+
+class Mesh:
+    """An in-process KVStoreMesh daemon on a real local etcd."""
+
+    def __init__(self, tmp: Path, local: EtcdServer, *, cluster: ClusterInfo = ClusterInfo("local", 1),
+                 config: MeshConfig = ETCD_FAST, enable_heartbeat: bool = False, name: str = "mesh") -> None:
+        self.dir = tmp / f"{name}-config"
+        self.dir.mkdir()
+        self.local = local
+        self.settings = DaemonSettings(
+            cluster=cluster, config_dir=str(self.dir), kvstore_opts={"etcd.address": local.endpoint},
+            mesh=config, enable_heartbeat=enable_heartbeat, health_port=0, health_host="127.0.0.1",
+            api_serve_addr="127.0.0.1:0", prometheus_serve_addr="127.0.0.1:0")
+        self.daemon = KVStoreMeshDaemon(self.settings)
+
+    async def __aenter__(self) -> Mesh:
+        try:
+            await self.daemon.start()
+        except BaseException:
+            await self.daemon.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.daemon.stop()
+
+    def add(self, name: str, endpoint: str, extra: str = "") -> None:
+        write_remote_config(self.dir, name, endpoint, extra)
+
+    def remove(self, name: str) -> None:
+        (self.dir / name).unlink()
+
+    async def clusters(self) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.get(self.daemon.api.url + "/v1/cluster") as resp:
+            assert resp.status == 200 and resp.content_type == "application/json"
+            result: list[dict[str, Any]] = await resp.json()
+            return result
+
+    async def cluster(self, name: str) -> dict[str, Any] | None:
+        return next((c for c in await self.clusters() if c["name"] == name), None)
+
+    async def readyz(self) -> int:
+        async with aiohttp.ClientSession() as session, session.get(self.daemon.health.url + "/readyz") as resp:
+            return resp.status
+
+    async def metrics_text(self) -> str:
+        assert self.daemon.metrics_server is not None
+        async with aiohttp.ClientSession() as session, \
+                session.get(self.daemon.metrics_server.url + "/metrics") as resp:
+            return await resp.text()
+
+    async def view(self, name: str) -> dict[str, bytes]:
+        return local_view(await snapshot(self.local), name)
+
+    async def mirrored(self, name: str, remote: EtcdServer | str, timeout: float = 15.0) -> None:
+        """Wait until the local cache of ``name`` equals ``remote``'s state EXACTLY, then check that
+        ``/v1/cluster`` reports it ready with the right counts."""
+        state: dict[str, Any] = {}
+
+        async def exact() -> bool:
+            remote_snap = await snapshot(remote)
+            raw = remote_snap.get(f"cilium/cluster-config/{name}")
+            if raw is None:
+                return False
+            cfg = parse_cluster_config(raw)
+            state["expected"] = expected_cache(remote_snap, name, cfg)
+            state["actual"] = await self.view(name)
+            state["cfg"] = cfg
+            return bool(state["actual"] == state["expected"])
+
+        try:
+            await eventually(exact, timeout, what=f"exact mirror of {name}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {diff(state.get('actual', {}), state.get('expected', {}))}") from None
+        await eventually(lambda: self._reports(name, state["expected"], state["cfg"]), timeout,
+                         what=f"/v1/cluster truth for {name}")
+
+    async def _reports(self, name: str, expected: dict[str, bytes], cfg: CiliumClusterConfig) -> bool:
+        entry = await self.cluster(name)
+        if entry is None or not entry.get("ready"):
+            return False
+
+        def count(prefix: str) -> int:
+            return sum(1 for k in expected if k.startswith(prefix))
+
+        want = {
+            "num-nodes": count(f"cilium/cache/nodes/v1/{name}/"),
+            "num-shared-services": count(f"cilium/cache/services/v1/{name}/"),
+            "num-service-exports": count(f"cilium/cache/serviceexports/v1/{name}/"),
+            "num-identities": count(f"cilium/cache/identities/v1/{name}/"),
+            "num-endpoints": count(f"cilium/cache/ip/v1/{name}/"),
+        }
+        got = {k: entry.get(k, 0) for k in want}
+        config = entry.get("config", {})
+        return got == want and entry.get("connected") is True and config.get("cluster-id") == cfg.id \
+            and config.get("retrieved") is True and bool(config.get("kvstoremesh")) == cfg.cached
+
+
+def with_config(base: MeshConfig, **changes: Any) -> MeshConfig:
+    return dataclasses.replace(base, **changes)
