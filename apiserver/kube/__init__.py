@@ -4,7 +4,7 @@ Reads the Kubernetes API and hands decoded objects to a consumer; knows nothing 
 """
 
 from apiserver.kube._backoff import Backoff
-from apiserver.kube._cache import Cache, IndexFunc, Key, KubeObject, index_by_service, object_key
+from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, index_by_service, object_key
 from apiserver.kube._http import KubeAPIError
 from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.config import KubeClient, KubeConfigError, KubeOptions, add_kube_flags, build_client
@@ -50,6 +50,7 @@ __all__ = [
     "Backoff",
     "BatchHandler",
     "Cache",
+    "CompactCache",
     "CountingMetrics",
     "Event",
     "EventKind",

@@ -7,12 +7,18 @@ read-only. Cluster-scoped objects have namespace ``""``.
 Indexes: the namespace index is always there and costs nothing per update (the namespace is part
 of the key). Extra indexes are pluggable: ``add_index(name, fn)`` where ``fn(obj)`` returns the
 index values of an object (an iterable of strings, empty for none).
+
+``CompactCache`` keeps each object serialized instead (orjson bytes, about a fifth of the memory of
+the decoded dicts, and nothing for the garbage collector to scan) and decodes on every read: for
+resources with 100k objects that consumers rarely read back, such as CiliumEndpoints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import orjson
 
 KubeObject = dict[str, Any]
 Key = tuple[str, str]
@@ -52,11 +58,21 @@ class Cache:
 
     # -- reading ---------------------------------------------------------------------------
 
+    # Storage hooks: the plain cache stores the objects themselves.
+    @staticmethod
+    def _encode(obj: KubeObject) -> Any:
+        return obj
+
+    @staticmethod
+    def _decode(stored: Any) -> KubeObject:
+        return stored  # type: ignore[no-any-return]
+
     def get(self, namespace: str, name: str) -> KubeObject | None:
-        return self._items.get((namespace, name))
+        return self.get_key((namespace, name))
 
     def get_key(self, key: Key) -> KubeObject | None:
-        return self._items.get(key)
+        stored = self._items.get(key)
+        return None if stored is None else self._decode(stored)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -71,11 +87,11 @@ class Cache:
         return list(self._items)
 
     def objects(self) -> list[KubeObject]:
-        return list(self._items.values())
+        return [self._decode(stored) for stored in self._items.values()]
 
     def list_namespace(self, namespace: str) -> list[KubeObject]:
-        items = self._items
-        return [items[k] for k in self._by_namespace.get(namespace, ())]
+        items, decode = self._items, self._decode
+        return [decode(items[k]) for k in self._by_namespace.get(namespace, ())]
 
     def namespaces(self) -> list[str]:
         return list(self._by_namespace)
@@ -87,14 +103,14 @@ class Cache:
         self._indexers[name] = fn
         index: dict[str, dict[Key, None]] = {}
         self._indices[name] = index
-        for key, obj in self._items.items():
-            for value in fn(obj):
+        for key, stored in self._items.items():
+            for value in fn(self._decode(stored)):
                 index.setdefault(value, {})[key] = None
 
     def by_index(self, name: str, value: str) -> list[KubeObject]:
         """Objects whose index ``name`` yields ``value``; ``KeyError`` for an unknown index."""
-        items = self._items
-        return [items[k] for k in self._indices[name].get(value, ())]
+        items, decode = self._items, self._decode
+        return [decode(items[k]) for k in self._indices[name].get(value, ())]
 
     def index_values(self, name: str) -> list[str]:
         return list(self._indices[name])
@@ -103,8 +119,9 @@ class Cache:
 
     def put(self, key: Key, obj: KubeObject) -> KubeObject | None:
         """Store ``obj``; returns the object it replaced."""
-        old = self._items.get(key)
-        self._items[key] = obj
+        stored = self._items.get(key)
+        old = None if stored is None else self._decode(stored)
+        self._items[key] = self._encode(obj)
         if old is None:
             bucket = self._by_namespace.get(key[0])
             if bucket is None:
@@ -117,9 +134,10 @@ class Cache:
 
     def pop(self, key: Key) -> KubeObject | None:
         """Remove and return the object under ``key`` (``None`` if absent)."""
-        old = self._items.pop(key, None)
-        if old is None:
+        stored = self._items.pop(key, None)
+        if stored is None:
             return None
+        old = self._decode(stored)
         bucket = self._by_namespace[key[0]]
         del bucket[key]
         if not bucket:
@@ -146,3 +164,18 @@ class Cache:
             for value in new_values:
                 if value not in old_values:
                     index.setdefault(value, {})[key] = None
+
+
+class CompactCache(Cache):
+    """A ``Cache`` holding serialized objects: every read returns a fresh decoded copy."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _encode(obj: KubeObject) -> Any:
+        return orjson.dumps(obj)
+
+    @staticmethod
+    def _decode(stored: Any) -> KubeObject:
+        obj: KubeObject = orjson.loads(stored)
+        return obj

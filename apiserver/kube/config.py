@@ -115,13 +115,15 @@ class KubeClient:
 
     def reflector(self, resource: Resource, handler: ObjectHandler | BatchHandler | None = None, *,
                   label_selector: str | None = None, options: ReflectorOptions | None = None,
-                  metrics: ReflectorMetrics | None = None) -> Reflector:
+                  metrics: ReflectorMetrics | None = None, compact_cache: bool = False) -> Reflector:
         """A reflector sharing this client's rate limiter and connection timeout; the label
-        selector defaults to upstream's for the resource (service-proxy-name rule)."""
+        selector defaults to upstream's for the resource (service-proxy-name rule).
+        ``compact_cache`` (when ``options`` is not given): keep the cache serialized."""
         if label_selector is None:
             label_selector = label_selector_for(resource, self.options.service_proxy_name)
         if options is None:
-            options = ReflectorOptions(connect_timeout=self.options.connection_timeout)
+            options = ReflectorOptions(connect_timeout=self.options.connection_timeout,
+                                       compact_cache=compact_cache)
         return Reflector(self.api_client, resource, handler, label_selector=label_selector,
                          options=options, rate_limiter=self.rate_limiter, metrics=metrics)
 

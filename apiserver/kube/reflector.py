@@ -23,7 +23,8 @@ Handlers. Two shapes, pick by speed needs (a start-up list can be 100k objects):
   reflector reads nothing more until it returns). An exception from ``on_events`` is logged with
   the batch size and its first/last object, and the next batch is delivered as usual.
 
-Objects are the decoded JSON dicts, shared with ``reflector.cache``: never mutate them. Items of a
+Objects are the decoded JSON dicts, shared with ``reflector.cache`` (a compact cache hands out
+decoded copies instead): never mutate them. Items of a
 list page carry no ``kind``/``apiVersion`` (the API server puts them on the list only).
 
 Errors (HTTP 5xx, refused connections, timeouts, broken streams) are logged with the resource name
@@ -46,7 +47,7 @@ import orjson
 
 from apiserver._logging import get_logger
 from apiserver.kube._backoff import Backoff
-from apiserver.kube._cache import Cache, IndexFunc, Key, KubeObject
+from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject
 from apiserver.kube._http import KubeAPIError, KubeHTTP, Query
 from apiserver.kube._lines import LineSplitter
 from apiserver.kube._ratelimit import RateLimiter
@@ -132,6 +133,8 @@ class ReflectorOptions:
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
     progress_interval: float = 5.0  # list progress log period
+    # Keep cached objects serialized (``CompactCache``): a fraction of the memory, decoded on read.
+    compact_cache: bool = False
 
 
 class _WatchSummary(NamedTuple):
@@ -180,9 +183,9 @@ class Reflector:
     ) -> None:
         self.resource = resource
         self.name = resource.name
-        self.cache = Cache()
         self.synced = asyncio.Event()
         self._opts = options or ReflectorOptions()
+        self.cache = CompactCache() if self._opts.compact_cache else Cache()
         self._http = KubeHTTP(api_client, connect_timeout=self._opts.connect_timeout,
                               rate_limiter=rate_limiter)
         self._path = resource.list_path(namespace)
