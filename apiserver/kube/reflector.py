@@ -135,6 +135,8 @@ class ReflectorOptions:
     progress_interval: float = 5.0  # list progress log period
     # Keep cached objects serialized (``CompactCache``): a fraction of the memory, decoded on read.
     compact_cache: bool = False
+    # Largest batch handed to the handler at once; a list page is delivered in several batches.
+    delivery_chunk: int = 100
 
 
 class _WatchSummary(NamedTuple):
@@ -149,6 +151,11 @@ def _describe(obj: Any) -> str:
         return f"{ns}/{meta['name']}" if ns else str(meta["name"])
     except (KeyError, TypeError, AttributeError):
         return "<unnamed>"
+
+
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _error_reason(exc: BaseException) -> str:
@@ -302,27 +309,27 @@ class Reflector:
             seen: set[Key] = set()
             cont = ""
             pages = listed = 0
+            fetching: asyncio.Task[Any] | None = self._fetch_page(cont)
             try:
-                while True:
-                    query = [("limit", str(self._opts.page_size)), *self._selectors]
-                    if cont:
-                        query.append(("continue", cont))
-                    self._count_request("list")
-                    doc = await self._http.get_json(self._path, query, read_timeout=self._opts.list_timeout)
+                while fetching is not None:
+                    doc = await fetching
+                    meta = doc.get("metadata") or {}
+                    next_cont = meta.get("continue") or ""
+                    # Ask for the next page before handling this one: the server's work and ours overlap.
+                    fetching = self._fetch_page(next_cont) if next_cont else None
+                    if next_cont:
+                        cont = next_cont
                     items = doc.get("items") or []
                     pages += 1
                     listed += len(items)
                     await self._deliver(self._merge_page(items, seen))
-                    meta = doc.get("metadata") or {}
-                    cont = meta.get("continue") or ""
                     now = loop.time()
                     if now >= next_progress:
                         next_progress = now + self._opts.progress_interval
                         log.info("Listing", resource=self.name, listed=listed, pages=pages,
                                  rate=f"{listed / (now - started):.0f}/s")
-                    if not cont:
+                    if not next_cont:
                         list_rv = str(meta.get("resourceVersion") or "")
-                        break
             except KubeAPIError as exc:
                 if not (cont and exc.expired):
                     raise
@@ -330,6 +337,9 @@ class Reflector:
                 log.info("List continue token expired, restarting the list", resource=self.name,
                          pages=pages)
                 continue
+            finally:
+                if fetching is not None and not fetching.done():
+                    fetching.cancel()
             break
         await self._deliver(self._drop_unseen(seen))
         self._rv = list_rv
@@ -340,6 +350,17 @@ class Reflector:
         if initial:
             await self._call_synced()
             self.synced.set()
+
+    def _fetch_page(self, cont: str) -> asyncio.Task[Any]:
+        query = [("limit", str(self._opts.page_size)), *self._selectors]
+        if cont:
+            query.append(("continue", cont))
+        self._count_request("list")
+        task = asyncio.get_running_loop().create_task(
+            self._http.get_json(self._path, query, read_timeout=self._opts.list_timeout))
+        # A page abandoned by a failed or cancelled list must not log "exception never retrieved".
+        task.add_done_callback(_consume_outcome)
+        return task
 
     def _merge_page(self, items: list[KubeObject], seen: set[Key]) -> list[Event]:
         cache = self.cache
@@ -444,6 +465,18 @@ class Reflector:
     # -- delivery --------------------------------------------------------------------------
 
     async def _deliver(self, events: list[Event]) -> None:
+        chunk = self._opts.delivery_chunk
+        if len(events) <= chunk:
+            await self._deliver_chunk(events)
+            return
+        for start in range(0, len(events), chunk):
+            if start:
+                # Let other tasks run between chunks: handling a 500-object page takes several
+                # milliseconds, and the writers downstream must keep their requests flowing.
+                await asyncio.sleep(0)
+            await self._deliver_chunk(events[start:start + chunk])
+
+    async def _deliver_chunk(self, events: list[Event]) -> None:
         if not events:
             return
         if self._object_handler is not None:

@@ -113,6 +113,12 @@ class Page:
     remaining: int | None  # exact count of what follows, when cheaply known
 
 
+def _serialize(obj: dict[str, Any]) -> bytes:
+    # orjson's result keeps its whole write buffer (4 KiB or more) allocated; stored objects live
+    # long, so keep an exact-size copy (a tenth of the memory for a typical object).
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
 def _labels(obj: dict[str, Any]) -> dict[str, str] | None:
     labels = obj["metadata"].get("labels")
     return labels if labels else None
@@ -157,7 +163,7 @@ class Store:
         prev = b.objects.get(key)
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
-        stored = Stored(orjson.dumps(obj), self._rv, key, _labels(obj))
+        stored = Stored(_serialize(obj), self._rv, key, _labels(obj))
         b.objects[key] = stored
         if prev is None:
             b._key_added(key)
@@ -174,7 +180,7 @@ class Store:
         self._rv += 1
         obj = orjson.loads(prev.raw)
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        stored = Stored(orjson.dumps(obj), self._rv, key, prev.labels)
+        stored = Stored(_serialize(obj), self._rv, key, prev.labels)
         self._commit(b, Event(self._rv, DELETED, stored, prev))
         return stored
 

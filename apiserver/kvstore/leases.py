@@ -83,21 +83,19 @@ class LeaseManager:
 
     async def leases_for(self, keys: Sequence[str]) -> list[int]:
         """``lease_for`` for a whole batch: awaits only when a new lease must be granted."""
-        out: list[int] = []
         assigned = self._keys
-        for key in keys:
-            lease = assigned.get(key)
-            if lease is None:
-                members = self._leases.get(self._current)
-                if members is None or len(members) >= self.max_keys_per_lease:
-                    await self._make_room()
-                    lease = assigned.get(key)  # another writer may have placed it meanwhile
-                if lease is None:
-                    lease = self._current
-                    self._leases[lease].add(key)
-                    assigned[key] = lease
-            out.append(lease)
-        return out
+        new = list(dict.fromkeys(k for k in keys if k not in assigned))
+        while new:
+            members = self._leases.get(self._current)
+            if members is None or len(members) >= self.max_keys_per_lease:
+                await self._make_room()
+                new = [k for k in new if k not in assigned]  # another writer may have placed some
+                continue
+            take = new[:self.max_keys_per_lease - len(members)]
+            members.update(take)
+            assigned.update(dict.fromkeys(take, self._current))
+            new = new[len(take):]
+        return [assigned[k] for k in keys]
 
     def forget(self, key: str) -> None:
         """``key`` was deleted: free its slot on its lease."""
@@ -176,7 +174,9 @@ class LeaseManager:
         timeout = max(1.0, min(self.keepalive_interval, _KEEPALIVE_TIMEOUT_MAX))
         for lease_id in list(self._leases):
             try:
-                await asyncio.wait_for(self._backend.keepalive(lease_id), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow our own cancellation.
+                async with asyncio.timeout(timeout):
+                    await self._backend.keepalive(lease_id)
             except LeaseNotFoundError:
                 self.lease_lost(lease_id)
             except (KVStoreError, TimeoutError) as exc:

@@ -9,8 +9,9 @@ reads), and reads at a past revision.
 
 What it adds for tests: time stands still unless ``advance()`` is called (lease expiry is
 deterministic), ``expire_lease()``, ``fail_next()`` fault injection, ``pause()``/``resume()`` to
-hold operations in flight, an ``ops`` counter per method, ``applied`` (size of each ``apply``
-call) and synchronous inspection helpers (``snapshot``, ``entry``, ``lease_keys``).
+hold operations in flight (``in_flight`` counts them per method), an ``ops`` counter per method,
+``applied`` (size of each ``apply`` call) and synchronous inspection helpers (``snapshot``,
+``entry``, ``lease_keys``).
 
 It must never be used outside tests: it keeps every event since the last ``compact()``.
 """
@@ -123,7 +124,7 @@ class MemoryKV:
         self._closed = False
         self.ops: Counter[str] = Counter()
         self.applied: list[int] = []
-        self.in_flight = 0
+        self.in_flight: Counter[str] = Counter()  # operations started and not finished, by method
 
     # ------------------------------------------------------------------ test controls
 
@@ -219,7 +220,7 @@ class MemoryKV:
     @contextlib.asynccontextmanager
     async def _op(self, name: str) -> AsyncIterator[None]:
         self.ops[name] += 1
-        self.in_flight += 1
+        self.in_flight[name] += 1
         try:
             await self._gate.wait()
             await asyncio.sleep(0)  # a real client always yields to the loop
@@ -233,7 +234,7 @@ class MemoryKV:
             if exc is not None:
                 raise exc
         finally:
-            self.in_flight -= 1
+            self.in_flight[name] -= 1
 
     def _commit(self, changes: Sequence[tuple[str, KeyValue | None]]) -> int:
         """Apply puts (KeyValue) and deletes (None) as one revision; no-op deletes are skipped."""

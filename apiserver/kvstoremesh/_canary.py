@@ -16,6 +16,7 @@ from apiserver._logging import get_logger
 from apiserver.kvstore._backend import KVBackend
 from apiserver.kvstore.watchstore import WatchStore
 from apiserver.kvstoremesh._resources import remote_synced_prefix
+from apiserver.kvstoremesh._tasks import first_error
 
 log = get_logger(__name__)
 
@@ -40,17 +41,21 @@ class WatchStoreManager:
         return frozenset(self._started)
 
     async def run(self, backend: KVBackend) -> None:
-        """Until cancelled, or until a watch function fails (its error propagates)."""
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            if not self._wait:
-                for key in self._registered:
-                    self._start(key)
-            else:
-                canaries = WatchStore(self, source_cluster=self._cluster)
-                group.create_task(canaries.watch(backend, remote_synced_prefix(self._cluster)),
-                                  name=f"canaries:{self._cluster}")
-        self._group = None
+        """Until cancelled, or until a watch function fails (its error is raised)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                if not self._wait:
+                    for key in self._registered:
+                        self._start(key)
+                else:
+                    canaries = WatchStore(self, source_cluster=self._cluster)
+                    group.create_task(canaries.watch(backend, remote_synced_prefix(self._cluster)),
+                                      name=f"canaries:{self._cluster}")
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        finally:
+            self._group = None
 
     def _start(self, key: str) -> None:
         if key in self._started or key not in self._registered or self._group is None:

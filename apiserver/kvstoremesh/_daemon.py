@@ -25,6 +25,7 @@ from apiserver.kvstoremesh._factories import config_enforcers, etcd_connector, s
 from apiserver.kvstoremesh._mesh import KVStoreMesh
 from apiserver.kvstoremesh._remote import Connector
 from apiserver.kvstoremesh._status import RemoteClusterStatus
+from apiserver.kvstoremesh._tasks import cancel_and_wait
 from apiserver.metrics import KVSTOREMESH_NAMESPACE, Metrics
 from apiserver.server import HealthServer, MetricsServer
 
@@ -127,11 +128,17 @@ async def run_until_signalled(daemon: KVStoreMeshDaemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    # Start-up may wait long for the local etcd (up to 15 minutes): a signal must still stop it.
+    starting = asyncio.create_task(daemon.start(), name="kvstoremesh-start")
+    signalled = asyncio.create_task(stopping.wait(), name="kvstoremesh-signal")
     try:
-        await daemon.start()
-        await stopping.wait()
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start-up raises here
+            await signalled
         log.info("Signal received, shutting down")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await cancel_and_wait(starting, signalled)
         await daemon.stop()

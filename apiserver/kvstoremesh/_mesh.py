@@ -68,8 +68,7 @@ class KVStoreMesh:
         if self._watcher is not None:
             await self._watcher.stop()
         await cancel_and_wait(self._readiness, *self._removals)
-        for cluster in list(self._clusters.values()):
-            await cluster.stop()
+        await asyncio.gather(*(cluster.stop() for cluster in self._clusters.values()))
         self._clusters.clear()
         self._ctx.metrics.remote_clusters.set(0)
 

@@ -132,8 +132,8 @@ class RemoteCluster:
         await cancel_and_wait(main, self._ttl_task)
         self._ttl_task = None
         await self._stop_enforcer()
-        for reflector in self.reflectors:
-            await reflector.writer.stop()
+        # Each writer flushes what it has queued (bounded by its drain timeout): in parallel.
+        await asyncio.gather(*(r.writer.stop() for r in self.reflectors))
         self.bootstrap_done.set()  # a stopped remote never holds readiness back
         self._labels.set(0)
 
@@ -234,7 +234,8 @@ class RemoteCluster:
         watchdog = ConnectionWatchdog(
             self.name, first_status, heartbeat_timeout=self._cfg.heartbeat_timeout,
             status_interval=self._cfg.status_check_interval, max_failures=self._cfg.max_status_failures,
-            request_timeout=self._cfg.request_timeout, on_status=self._set_status_text)
+            request_timeout=self._cfg.request_timeout, endpoint=str(getattr(backend, "endpoint", "")),
+            on_status=self._set_status_text)
         self._remote_config = RemoteClusterConfigStatus(required=True)
         remote = await self._retrieve_config(backend)
         self._ctx.ids.reserve(self.name, remote.id)
@@ -292,8 +293,12 @@ class RemoteCluster:
             return
         await self._stop_enforcer()
         enforcer = self._ctx.enforcer_factory(self.name, value)
-        # Written before any cached data: agents find the config first (then keep it enforced).
-        await asyncio.wait_for(enforcer.write_once(), self._cfg.request_timeout)
+        try:
+            # Written before any cached data: agents find the config first (then keep it enforced).
+            await asyncio.wait_for(enforcer.write_once(), self._cfg.request_timeout)
+        except (KVStoreError, TimeoutError) as exc:
+            raise KVStoreError(f"failed to propagate cluster configuration to the local etcd: "
+                               f"{_error_text(exc)}") from exc
         enforcer.start()
         self._enforcer, self._enforced_value = enforcer, value
 

@@ -27,6 +27,7 @@ from apiserver.kvstore._backend import (
     KVStoreError,
     Status,
 )
+from apiserver.kvstoremesh._tasks import first_error
 from apiserver.paths import HEARTBEAT_PATH
 
 log = get_logger(__name__)
@@ -61,11 +62,15 @@ class ConnectionWatchdog:
         self._on_status(describe_status(first_status, endpoint))
 
     async def run(self, backend: KVBackend) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._probe_status(backend), name=f"status:{self._cluster}")
-            if self._heartbeat_timeout > 0:
-                group.create_task(self._watch_heartbeat(backend), name=f"heartbeat:{self._cluster}")
-                group.create_task(self._check_heartbeat(), name=f"heartbeat-check:{self._cluster}")
+        """Until cancelled, or until the connection must be re-created (the reason is raised)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._probe_status(backend), name=f"status:{self._cluster}")
+                if self._heartbeat_timeout > 0:
+                    group.create_task(self._watch_heartbeat(backend), name=f"heartbeat:{self._cluster}")
+                    group.create_task(self._check_heartbeat(), name=f"heartbeat-check:{self._cluster}")
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
 
     def check_status(self, status: Status) -> None:
         """Raise if ``status`` shows a different or reset store (pure check, also unit-tested)."""

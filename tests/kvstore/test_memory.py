@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from apiserver.kvstore._backend import (
-    Compare,
     CompactedError,
+    Compare,
     Delete,
     EventType,
     KVStoreError,
@@ -212,10 +212,10 @@ async def test_pause_holds_operations_in_flight() -> None:
     kv.pause()
     put = asyncio.ensure_future(kv.put("a", b"1"))
     await asyncio.sleep(0)
-    assert kv.in_flight == 1 and not put.done()
+    assert kv.in_flight["put"] == 1 and not put.done()
     kv.resume()
     await put
-    assert kv.in_flight == 0 and kv.snapshot() == {"a": b"1"}
+    assert kv.in_flight["put"] == 0 and kv.snapshot() == {"a": b"1"}
 
 
 async def test_close_makes_operations_and_watches_fail() -> None:

@@ -61,6 +61,12 @@ def data(kv: MemoryKV) -> dict[str, bytes]:
     return kv.snapshot(PREFIX + "/")
 
 
+async def warm_up(store: SyncStore, eventually: Eventually) -> None:
+    """Write one key so a lease exists: a paused MemoryKV then holds the next ``apply`` itself."""
+    store.upsert("warm-up", b"1")
+    await eventually(lambda: "warm-up" in store.exported())
+
+
 async def history(kv: MemoryKV) -> list[WatchEvent]:
     watch = kv.watch("", start_revision=1)
     try:
@@ -143,7 +149,7 @@ async def test_same_upsert_after_an_in_flight_delete_writes_again(kv: MemoryKV, 
     await eventually(lambda: store.exported().get("a") == b"A")
     kv.pause()
     store.delete("a")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     store.upsert("a", b"A")
     kv.resume()
     await eventually(lambda: store.pending_writes == 0 and data(kv) == {f"{PREFIX}/a": b"A"})
@@ -199,38 +205,41 @@ async def test_unexpected_exceptions_are_retried_too(kv: MemoryKV, make_store: M
 async def test_delete_after_an_ambiguous_put_failure_still_deletes(kv: MemoryKV, make_store: MakeStore,
                                                                     eventually: Eventually) -> None:
     store = await make_store()
+    await warm_up(store, eventually)
     kv.pause()
     store.upsert("k", b"v")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     kv.fail_next(1, ops={"apply"}, after=True)  # the put lands, but is reported as failed
     store.delete("k")
     kv.resume()
-    await eventually(lambda: store.pending_writes == 0 and kv.ops["apply"] >= 2)
-    assert data(kv) == {}
+    await eventually(lambda: store.pending_writes == 0 and kv.ops["apply"] >= 3)
+    assert data(kv) == {f"{PREFIX}/warm-up": b"1"}
 
 
 async def test_newer_value_arriving_while_older_is_in_flight_wins(kv: MemoryKV, make_store: MakeStore,
                                                                   eventually: Eventually) -> None:
     store = await make_store()
+    await warm_up(store, eventually)
     kv.pause()
     store.upsert("k", b"v1")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     store.upsert("k", b"v2")
     kv.resume()
-    await eventually(lambda: store.pending_writes == 0 and data(kv) == {f"{PREFIX}/k": b"v2"})
+    await eventually(lambda: store.pending_writes == 0 and data(kv)[f"{PREFIX}/k"] == b"v2")
     assert store.exported()["k"] == b"v2"
 
 
 async def test_newer_value_survives_a_failure_of_the_older_write(kv: MemoryKV, make_store: MakeStore,
                                                                  eventually: Eventually) -> None:
     store = await make_store()
+    await warm_up(store, eventually)
     kv.pause()
     store.upsert("k", b"v1")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     store.upsert("k", b"v2")
     kv.fail_next(1, ops={"apply"})
     kv.resume()
-    await eventually(lambda: store.pending_writes == 0 and data(kv) == {f"{PREFIX}/k": b"v2"})
+    await eventually(lambda: store.pending_writes == 0 and data(kv).get(f"{PREFIX}/k") == b"v2")
 
 
 async def test_canary_is_written_after_the_data(kv: MemoryKV, make_store: MakeStore) -> None:
@@ -265,14 +274,15 @@ async def test_canary_waits_for_keys_in_back_off(kv: MemoryKV, make_store: MakeS
 async def test_canary_waits_for_a_failing_in_flight_batch(kv: MemoryKV, make_store: MakeStore,
                                                           eventually: Eventually) -> None:
     store = await make_store()
+    await warm_up(store, eventually)
     kv.pause()
     store.upsert("n", b"v")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     kv.fail_next(1, ops={"apply"})
     store.mark_synced()
     kv.resume()
     await asyncio.wait_for(store.synced.wait(), 5)
-    assert [e.key for e in await history(kv)] == [f"{PREFIX}/n", CANARY]
+    assert [e.key for e in await history(kv)] == [f"{PREFIX}/warm-up", f"{PREFIX}/n", CANARY]
 
 
 async def test_canary_key_override_and_empty_sync(kv: MemoryKV, make_store: MakeStore) -> None:
@@ -371,14 +381,15 @@ async def test_stop_is_bounded_when_etcd_hangs(kv: MemoryKV, leases: LeaseManage
                                                eventually: Eventually) -> None:
     store = SyncStore(kv, leases, prefix=PREFIX, cluster_name="c1")
     await store.start()
+    await warm_up(store, eventually)
     kv.pause()
     store.upsert("k", b"v")
-    await eventually(lambda: kv.in_flight == 1)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
     started = time.monotonic()
     await store.stop(drain_timeout=0.2)
     assert time.monotonic() - started < 2.0
     kv.resume()
-    assert kv.in_flight == 0
+    assert kv.in_flight["apply"] == 0
 
 
 async def test_keys_are_normalised(kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> None:

@@ -18,7 +18,9 @@ async def make_memmesh(tmp_path: Path) -> AsyncIterator[Callable[..., MemMesh]]:
 
     def make(**overrides: Any) -> MemMesh:
         local = overrides.pop("local", LOCAL)
-        harness = MemMesh(tmp_path, dataclasses.replace(FAST, **overrides), local)
+        local_kv = overrides.pop("local_kv", None)
+        remotes = overrides.pop("remotes", None)
+        harness = MemMesh(tmp_path, dataclasses.replace(FAST, **overrides), local, local_kv, remotes)
         made.append(harness)
         return harness
 

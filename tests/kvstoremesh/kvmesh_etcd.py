@@ -20,6 +20,7 @@ from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.testing.etcd import EtcdServer
 
+LOCAL = ClusterInfo("local", 1)
 ETCD_FAST = MeshConfig(
     per_cluster_ready_timeout=5.0, global_ready_timeout=30.0, drain_grace_period=0.3, drain_backoff=0.05,
     heartbeat_timeout=0, status_check_interval=0.2, max_status_failures=2, request_timeout=2.0,
@@ -135,7 +136,7 @@ def write_remote_config(config_dir: Path, name: str, endpoint: str, extra: str =
 class Mesh:
     """An in-process KVStoreMesh daemon on a real local etcd."""
 
-    def __init__(self, tmp: Path, local: EtcdServer, *, cluster: ClusterInfo = ClusterInfo("local", 1),
+    def __init__(self, tmp: Path, local: EtcdServer, *, cluster: ClusterInfo = LOCAL,
                  config: MeshConfig = ETCD_FAST, enable_heartbeat: bool = False, name: str = "mesh") -> None:
         self.dir = tmp / f"{name}-config"
         self.dir.mkdir()

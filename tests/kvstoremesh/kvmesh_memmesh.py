@@ -68,14 +68,15 @@ class MemRemotes:
 
 
 class MemMesh:
-    def __init__(self, tmp_path: Path, config: MeshConfig = FAST, local: ClusterInfo = LOCAL) -> None:
+    def __init__(self, tmp_path: Path, config: MeshConfig = FAST, local: ClusterInfo = LOCAL,
+                 local_kv: MemoryKV | None = None, remotes: MemRemotes | None = None) -> None:
         self.dir = tmp_path / "clustermesh"
         self.dir.mkdir(exist_ok=True)
         self.local_info = local
-        self.local = MemoryKV()
+        self.local = local_kv or MemoryKV()
         self.leases = LeaseManager(self.local, 60)
         self.metrics = Metrics(KVSTOREMESH_NAMESPACE)
-        self.remotes = MemRemotes()
+        self.remotes = remotes or MemRemotes()
         self.bootstrapped = 0
         self.mesh = KVStoreMesh(
             local, self.local, metrics=self.metrics, connector=self.remotes.connect, config=config,

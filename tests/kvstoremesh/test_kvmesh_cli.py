@@ -18,7 +18,7 @@ from kvmesh_helpers import RemoteData, eventually
 
 from apiserver.cli import build_parser
 from apiserver.cli import main as cli_main
-from apiserver.cli.kvstoremesh import FlagError, settings_from_args
+from apiserver.cli.kvstoremesh import settings_from_args
 
 
 def parse(*argv: str) -> object:

@@ -332,3 +332,19 @@ async def test_readiness_excludes_unreachable_and_has_a_global_timeout(
     assert not mm2.mesh.ready()
     await eventually(mm2.mesh.ready, what="global timeout")
     assert not mm2.status("c3").ready
+
+
+async def test_restart_takes_over_the_cache_and_deletes_what_vanished(
+        make_memmesh: Callable[..., MemMesh]) -> None:
+    first = make_memmesh()
+    remote = await first.add_remote(RemoteData.sample("c2", 2, nodes=4))
+    await first.start()
+    await first.mirrored("c2")
+    await first.stop()  # a restart keeps the cache (no drain)
+    assert first.view("c2") != {}
+    await remote.delete("cilium/state/nodes/v1/c2/node-0")
+    await remote.delete("cilium/state/services/v1/c2/default/svc-0")
+    second = make_memmesh(local_kv=first.local, remotes=first.remotes)  # same etcds, new process
+    second.data = first.data
+    await second.start()
+    await second.mirrored("c2")  # the leftovers of the first run are gone

@@ -1,0 +1,209 @@
+"""The bookkeeping of one sync store: desired state, what etcd holds, and the coalescing work queue.
+
+Pure and synchronous: no I/O, no clock of its own (callers pass ``now``), no logging. Keys are
+relative to the store prefix. The I/O side (``syncstore.py``) takes batches out, writes them and
+reports back with ``succeeded`` / ``failed``.
+
+Invariants:
+- a key is in ``order`` at most once, exactly when it is in ``pending`` and not in ``blocked``;
+- a key is never in two batches at once: a queued key whose previous write is still in flight
+  waits in ``blocked`` until that write is settled, so per-key order is preserved even with
+  several batches in flight;
+- ``written`` holds what this run knows to be in etcd; ``uncertain`` the keys that may be there
+  although ``written`` does not say so (a failed, maybe applied, write; a stale leftover).
+
+Every step is O(1) per key (bulk set operations where possible): the initial export of 300k+
+keys goes through here.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+
+RETRY_MIN = 0.005
+RETRY_MAX = 1000.0
+
+
+def retry_delay(failures: int) -> float:
+    """Per-key exponential back-off: 5 ms, 10 ms, ... capped at 1000 s (client-go's default)."""
+    return min(RETRY_MIN * 2.0 ** min(failures - 1, 40), RETRY_MAX)
+
+
+class SyncQueue:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, bytes] = {}  # desired: the last value upserted per key
+        self.written: dict[str, bytes] = {}
+        self.uncertain: set[str] = set()
+        self.pending: set[str] = set()
+        self.order: deque[str] = deque()
+        self.blocked: list[str] = []
+        self.inflight: set[str] = set()
+        self.failures: dict[str, int] = {}
+        self.retry_due: dict[str, float] = {}
+        self._retry_heap: list[tuple[float, str]] = []
+        self.marked = False
+        self.sync_wait: set[str] = set()  # queued before mark() and not yet settled
+        self.stale: set[str] = set()  # leftovers queued for deletion by the stale-key cleanup
+
+    # ------------------------------------------------------------------ producer side
+
+    def _enqueue(self, key: str) -> None:
+        if key not in self.pending:
+            self.pending.add(key)
+            self.order.append(key)
+
+    def upsert(self, key: str, value: bytes) -> bool:
+        """Queue ``key`` unless ``value`` is what was last upserted; True if queued."""
+        if self.state.get(key) == value:
+            return False
+        self.state[key] = value
+        self._enqueue(key)
+        return True
+
+    def delete(self, key: str) -> bool:
+        """Queue the deletion of a key upserted before; True if queued."""
+        if self.state.pop(key, None) is None:
+            return False
+        self._enqueue(key)
+        return True
+
+    def mark(self) -> int:
+        """The initial listing is complete: remember what must be written before the canary."""
+        if not self.marked:
+            self.marked = True
+            self.sync_wait = self.pending | self.inflight
+            self.sync_wait.update(self.retry_due)
+        return len(self.sync_wait)
+
+    @property
+    def sync_complete(self) -> bool:
+        return self.marked and not self.sync_wait
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self.pending) + len(self.inflight) + len(self.retry_due)
+
+    # ------------------------------------------------------------------ worker side
+
+    def take(self, limit: int) -> tuple[list[str], list[bytes | None]]:
+        """Up to ``limit`` keys that need an etcd op, with their value (None = delete). Keys that
+        need none are settled on the spot; keys still in flight wait in ``blocked``."""
+        order, pending, state, written, uncertain, inflight = (
+            self.order, self.pending, self.state, self.written, self.uncertain, self.inflight)
+        keys: list[str] = []
+        values: list[bytes | None] = []
+        settled: list[str] = []
+        while order and len(keys) < limit:
+            key = order.popleft()
+            if key in inflight:
+                self.blocked.append(key)
+                continue
+            pending.discard(key)
+            value = state.get(key)
+            if value is None:
+                if key not in written and key not in uncertain:
+                    settled.append(key)  # upserted then deleted before it was ever written
+                    continue
+            elif written.get(key) == value and key not in uncertain:
+                settled.append(key)  # e.g. A -> B -> A before B was written
+                continue
+            keys.append(key)
+            values.append(value)
+        inflight.update(keys)
+        if settled:
+            self._settle(settled)
+        return keys, values
+
+    def _settle(self, keys: list[str]) -> None:
+        if self.sync_wait:
+            self.sync_wait.difference_update(keys)
+        if self.failures:
+            for key in keys:
+                if self.failures.pop(key, None) is not None:
+                    self.retry_due.pop(key, None)
+
+    def _unblock(self, keys: list[str]) -> None:
+        self.inflight.difference_update(keys)
+        if self.blocked:
+            self.order.extendleft(reversed(self.blocked))
+            self.blocked.clear()
+
+    def succeeded(self, keys: list[str], values: list[bytes | None]) -> tuple[list[str], int]:
+        """A batch was applied. Returns the deleted keys and how many of them were stale."""
+        written = self.written
+        deleted: list[str] = []
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                written.pop(key, None)
+                deleted.append(key)
+            else:
+                written[key] = value
+        if self.uncertain:
+            self.uncertain.difference_update(keys)
+        stale_deleted = 0
+        if self.stale and deleted:
+            before = len(self.stale)
+            self.stale.difference_update(deleted)
+            stale_deleted = before - len(self.stale)
+        self._settle(keys)
+        self._unblock(keys)
+        return deleted, stale_deleted
+
+    def failed(self, keys: list[str], now: float) -> None:
+        """A batch failed (it may or may not have been applied): retry each key after its back-off,
+        or at once if a newer value was queued meanwhile."""
+        self.uncertain.update(keys)
+        for key in keys:
+            failures = self.failures.get(key, 0) + 1
+            self.failures[key] = failures
+            if key in self.pending:
+                continue
+            due = now + retry_delay(failures)
+            self.retry_due[key] = due
+            heapq.heappush(self._retry_heap, (due, key))
+        self._unblock(keys)
+
+    def next_retry(self) -> float | None:
+        return self._retry_heap[0][0] if self._retry_heap else None
+
+    def promote(self, now: float) -> None:
+        """Queue the keys whose back-off has elapsed."""
+        heap, due_of = self._retry_heap, self.retry_due
+        while heap and heap[0][0] <= now:
+            due, key = heapq.heappop(heap)
+            if due_of.get(key) == due:  # else superseded by a later failure or a success
+                del due_of[key]
+                self._enqueue(key)
+
+    def retry_all_now(self) -> None:
+        """One last attempt for every key in back-off (used when stopping)."""
+        for key in list(self.retry_due):
+            del self.retry_due[key]
+            self._enqueue(key)
+
+    # ------------------------------------------------------------------ lease loss, leftovers
+
+    def lease_lost(self, keys: Iterable[str]) -> int:
+        """These keys vanished with their lease: forget them as written, re-queue the wanted ones."""
+        requeued = 0
+        for key in keys:
+            self.written.pop(key, None)
+            self.uncertain.discard(key)
+            if key in self.state:
+                self._enqueue(key)
+                requeued += 1
+        return requeued
+
+    def queue_stale(self, listed: Iterable[str]) -> int:
+        """Queue the deletion of every listed key this run neither wants nor wrote."""
+        mine = (self.state, self.written, self.pending, self.uncertain, self.inflight)
+        stale = [key for key in listed if not any(key in m for m in mine)]
+        for key in stale:
+            self.uncertain.add(key)  # so that ``take`` issues the delete
+            self.stale.add(key)
+            self._enqueue(key)
+        return len(stale)
