@@ -141,13 +141,13 @@ def _check_local_etcd_config(opts: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = args.log_opt.get("format", "text")
-    configure_logging(debug=bool(args.debug), fmt="json" if fmt.startswith("json") else "text")
     try:
         settings = settings_from_args(args)
     except FlagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    fmt = args.log_opt.get("format", "text")
+    configure_logging(debug=bool(args.debug), fmt="json" if fmt.startswith("json") else "text")
     try:
         asyncio.run(run_until_signalled(KVStoreMeshDaemon(settings)))
     except KeyboardInterrupt:

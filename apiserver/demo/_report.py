@@ -29,9 +29,26 @@ async def cluster_summary(cluster: DemoCluster, peers: list[str]) -> list[str]:
     return lines
 
 
+async def sample_keys(cluster: DemoCluster, width: int = 160) -> list[str]:
+    """One exported key of each kind with its value, as a Cilium agent reads it."""
+    lines = [f"sample of what {cluster.info.name} exports:"]
+    everything = await cluster.keys("cilium/")
+    seen: set[str] = set()
+    for key, value in everything.items():
+        kind = "cluster-config" if key.startswith("cilium/cluster-config/") else _kind(key)
+        if kind in seen or not (key.startswith("cilium/state/") or kind == "cluster-config"):
+            continue
+        seen.add(kind)
+        text = value.decode(errors="replace")
+        lines.append(f"  {key}")
+        lines.append(f"    {text if len(text) <= width else text[:width] + '...'}")
+    return lines
+
+
 async def mesh_summary(mesh: SimulatedMesh) -> str:
     names = [c.info.name for c in mesh.clusters]
-    out: list[str] = []
+    out: list[str] = await sample_keys(mesh.clusters[0])
+    out.append("")
     for cluster in mesh.clusters:
         out.extend(await cluster_summary(cluster, [n for n in names if n != cluster.info.name]))
     return "\n".join(out)

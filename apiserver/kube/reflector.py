@@ -40,6 +40,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
@@ -368,7 +369,9 @@ class Reflector:
         for obj in items:
             try:
                 meta = obj["metadata"]
-                key = (meta.get("namespace") or "", meta["name"])
+                # Interned: a cache of 100k objects would otherwise hold 100k copies of a few
+                # namespace names (5 MB).
+                key = (intern(meta.get("namespace") or ""), meta["name"])
             except (KeyError, TypeError, AttributeError):
                 self._malformed(obj)
                 continue
@@ -441,7 +444,9 @@ class Reflector:
                     if rv:
                         self._rv = rv
                     continue
-                key = (meta.get("namespace") or "", meta["name"])
+                # Interned: a cache of 100k objects would otherwise hold 100k copies of a few
+                # namespace names (5 MB).
+                key = (intern(meta.get("namespace") or ""), meta["name"])
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 self._count_error("watch", "decode")
                 log.warning("Skipping malformed watch event", resource=self.name,

@@ -120,7 +120,9 @@ class SyncQueue:
 
     def _settle(self, keys: list[str]) -> None:
         if self.sync_wait:
-            self.sync_wait.difference_update(keys)
+            # A key queued again meanwhile is not done: its newer value must reach etcd first.
+            pending = self.pending
+            self.sync_wait.difference_update([k for k in keys if k not in pending])
         if self.failures:
             for key in keys:
                 if self.failures.pop(key, None) is not None:

@@ -38,7 +38,8 @@ class ClusterConfigEnforcer:
 
     def __init__(self, backend: KVBackend, leases: LeaseManager, cluster_name: str, value: bytes,
                  interval: float = CLUSTER_CONFIG_ENFORCE_INTERVAL, *, limiter: RateLimiter | None = None,
-                 metrics: Metrics | None = None, write_timeout: float = WRITE_TIMEOUT) -> None:
+                 metrics: Metrics | None = None, write_timeout: float = WRITE_TIMEOUT,
+                 retry_min: float = RETRY_MIN) -> None:
         self._backend = backend
         self._leases = leases
         self.key = cluster_config_key(cluster_name)
@@ -47,6 +48,7 @@ class ClusterConfigEnforcer:
         self._limiter = limiter
         self._metrics = metrics
         self._write_timeout = write_timeout
+        self._retry_min = retry_min
         self._kick = asyncio.Event()
         self._last_revision = 0  # of our last put, to recognise our own watch events
         self._known_revision = 0  # the key's revision as of our last look: the watch resumes after it
@@ -77,7 +79,7 @@ class ClusterConfigEnforcer:
             self._kick.set()
 
     async def _enforce_loop(self) -> None:
-        retry = RETRY_MIN
+        retry = self._retry_min
         while True:
             self._kick.clear()
             try:
@@ -88,7 +90,7 @@ class ClusterConfigEnforcer:
                             error=str(exc) or repr(exc), retry_in=retry)
                 wait, retry = min(retry, self.interval), min(retry * 2, self.interval)
             else:
-                wait, retry = self.interval, RETRY_MIN
+                wait, retry = self.interval, self._retry_min
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._kick.wait()

@@ -262,6 +262,8 @@ class SyncStore:
             pass
 
     def _launch(self, keys: list[str], values: list[bytes | None]) -> None:
+        if self._metrics is not None:
+            self._m_queue.set(len(self._queue.order))
         batch = asyncio.get_running_loop().create_task(self._write_batch(keys, values))
         self._batches.add(batch)
         batch.add_done_callback(self._batch_done)
@@ -324,8 +326,6 @@ class SyncStore:
             return
         self._last_progress = now
         elapsed = now - self._started_at
-        if self._metrics is not None:
-            self._m_queue.set(len(self._queue.order))
         log.info("Initial sync in progress", prefix=self.prefix, written=self.keys_written,
                  queued=len(self._queue.order), retrying=len(self._queue.retry_due),
                  keys_per_second=round(self.keys_written / elapsed) if elapsed > 0 else 0)

@@ -82,7 +82,7 @@ async def test_initial_export_is_complete_and_ordered(harness: Harness) -> None:
     for canary in CANARIES[:4]:
         prefix = canary.removeprefix("cilium/synced/cluster1/")
         own = [r for k, r in rev.items() if k.startswith(prefix + "/")]
-        assert own and rev[canary] > max(own), canary
+        assert own and rev[canary] > max(own), (canary, {k: r for k, r in rev.items() if k.startswith(prefix)})
     assert harness.exporter is not None and harness.exporter.ready()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from apiserver.kube import Cache, index_by_service, object_key
+from apiserver.kube import Cache, CompactCache, index_by_service, object_key
 
 
 def _slice(ns: str, name: str, service: str | None, rv: str = "1") -> dict[str, Any]:
@@ -82,3 +82,23 @@ def test_multi_valued_index() -> None:
     assert cache.by_index("ips", "10.0.0.1") == []
     assert cache.by_index("ips", "10.0.0.2") == [obj2]
     assert cache.by_index("ips", "10.0.0.3") == [obj2]
+
+
+def test_compact_cache_answers_like_the_plain_cache_with_copies() -> None:
+    plain, compact = Cache(), CompactCache()
+    objs = [_slice("ns1", "a", "web"), _slice("ns1", "b", "web"), _slice("ns2", "c", "db")]
+    for cache in (plain, compact):
+        cache.add_index("service", index_by_service)
+        for obj in objs:
+            cache.put(object_key(obj), obj)
+    a2 = _slice("ns1", "a", "db", rv="2")
+    assert compact.put(("ns1", "a"), a2) == plain.put(("ns1", "a"), a2) == objs[0]
+    for read in (lambda c: c.get("ns1", "b"), lambda c: c.list_namespace("ns1"), lambda c: c.objects(),
+                 lambda c: c.by_index("service", "ns1/db"), lambda c: c.by_index("service", "ns1/web")):
+        assert read(compact) == read(plain)
+    # Stored serialized: every read decodes a fresh copy, so callers cannot alter the cache.
+    got = compact.get("ns1", "b")
+    assert got == objs[1] and got is not objs[1] and got is not compact.get("ns1", "b")
+    assert compact.pop(("ns2", "c")) == objs[2]
+    assert compact.namespaces() == ["ns1"]
+    assert compact.index_values("service") == ["ns1/web", "ns1/db"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -46,6 +47,18 @@ async def test_initial_list_is_paginated_and_synced_once(kubesim: KubeSim, refle
     assert {kind for kind, _, _ in recorder.events} == {"upsert"}
     assert [name for _, name, _ in recorder.events] == [f"n-{i:04d}" for i in range(1234)]
     assert r.resource_version == str(rv_before)
+    assert r.get("", "n-0042") == kubesim.get(*cn("n-0042"))
+
+
+async def test_pages_are_delivered_in_chunks_into_a_compact_cache(kubesim: KubeSim, reflect: Any, recorder: Any,
+                                                                   fast_options: Any) -> None:
+    kubesim.load(node(f"n-{i:04d}") for i in range(250))
+    options = dataclasses.replace(fast_options, page_size=500, delivery_chunk=100, compact_cache=True)
+    r = reflect(CILIUM_NODES, recorder, options=options)
+    await asyncio.wait_for(r.synced.wait(), 10)
+    assert kubesim.request_counts["list", "ciliumnodes"] == 1
+    assert recorder.batches == 3  # 100 + 100 + 50, in order
+    assert [name for _, name, _ in recorder.events] == [f"n-{i:04d}" for i in range(250)]
     assert r.get("", "n-0042") == kubesim.get(*cn("n-0042"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from apiserver.kvstore._backend import (
     Put,
 )
 from apiserver.kvstore.etcd import EtcdClient
+from apiserver.kvstore.etcd.client import PAGE_GROWTH_MAX
 from apiserver.testing.etcd import EtcdServer
 
 
@@ -51,6 +53,27 @@ async def test_list_prefix_is_string_prefix_sorted_and_paged(etcd_client: EtcdCl
     assert paged_rev == rev
     keys_only, _ = await etcd_client.list_prefix(f"{etcd_prefix}a/", keys_only=True)
     assert {kv.value for kv in keys_only} == {b""}
+
+
+async def test_list_prefix_pages_grow(etcd_client: EtcdClient, etcd_prefix: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # etcd 3.4 counts the whole rest of the range on every limited request: fixed small pages would
+    # make big listings quadratic, so each page doubles, up to PAGE_GROWTH_MAX times the first.
+    keys = [f"{etcd_prefix}{i:04d}" for i in range(600)]
+    await etcd_client.apply([Put(k, b"v") for k in keys])
+    limits: list[int] = []
+    unary = etcd_client._unary
+
+    async def spy(method: str, request: Any, *, idempotent: bool) -> Any:
+        if method == "KV.Range":
+            limits.append(request.limit)
+        return await unary(method, request, idempotent=idempotent)
+
+    monkeypatch.setattr(etcd_client, "_unary", spy)
+    kvs, _ = await etcd_client.list_prefix(etcd_prefix, page_size=2)
+    assert [kv.key for kv in kvs] == keys
+    assert limits == [2, 4, 8, 16, 32, 64, 128, 128, 128, 128]
+    assert max(limits) == 2 * PAGE_GROWTH_MAX
 
 
 async def test_list_prefix_at_a_past_revision(etcd_client: EtcdClient, etcd_prefix: str) -> None:

@@ -157,6 +157,23 @@ async def test_same_upsert_after_an_in_flight_delete_writes_again(kv: MemoryKV, 
         EventType.PUT, EventType.DELETE, EventType.PUT]
 
 
+async def test_batches_are_pipelined_and_per_key_order_holds(
+        kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> None:
+    store = await make_store(batch_size=1, max_batches_in_flight=3)
+    await warm_up(store, eventually)
+    kv.pause()
+    store.upsert("a", b"v1")
+    store.upsert("b", b"v1")
+    await eventually(lambda: kv.in_flight["apply"] == 2)
+    store.upsert("a", b"v2")  # waits for v1 (see test_syncstore_queue); "c" goes out meanwhile
+    store.upsert("c", b"v1")
+    await eventually(lambda: kv.in_flight["apply"] == 3)
+    kv.resume()
+    await eventually(lambda: store.pending_writes == 0)
+    writes = [(e.key, e.value) for e in await history(kv) if e.key == f"{PREFIX}/a"]
+    assert writes == [(f"{PREFIX}/a", b"v1"), (f"{PREFIX}/a", b"v2")]
+
+
 async def test_queue_coalesces_by_key(kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> None:
     store = await make_store()
     for i in range(100):
@@ -283,6 +300,22 @@ async def test_canary_waits_for_a_failing_in_flight_batch(kv: MemoryKV, make_sto
     kv.resume()
     await asyncio.wait_for(store.synced.wait(), 5)
     assert [e.key for e in await history(kv)] == [f"{PREFIX}/warm-up", f"{PREFIX}/n", CANARY]
+
+
+async def test_canary_waits_for_a_value_queued_behind_an_in_flight_write(
+        kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> None:
+    store = await make_store()
+    await warm_up(store, eventually)
+    kv.pause()
+    store.upsert("n", b"v1")
+    await eventually(lambda: kv.in_flight["apply"] == 1)
+    store.upsert("n", b"v2")
+    store.mark_synced()
+    kv.resume()
+    await asyncio.wait_for(store.synced.wait(), 5)
+    assert [(e.key, e.value) for e in await history(kv)][-3:-1] == [
+        (f"{PREFIX}/n", b"v1"), (f"{PREFIX}/n", b"v2")]
+    assert kv.entry(CANARY).mod_revision > kv.entry(f"{PREFIX}/n").mod_revision  # type: ignore[union-attr]
 
 
 async def test_canary_key_override_and_empty_sync(kv: MemoryKV, make_store: MakeStore) -> None:

@@ -72,7 +72,9 @@ async def test_mirror_updates_kill_restart_wipe(tmp_path: Path, capsys: pytest.C
             entry = await mesh.cluster("r3")
             assert entry is not None and entry["num-failures"] >= 1
 
-            # r4 restarts WITHOUT its data dir and is re-fed with a smaller state.
+            # r4 restarts WITHOUT its data dir, as a new Pod would (etcdinit wipes the data dir and the
+            # Pod UID is the cluster token, hence a new etcd cluster ID), and is re-fed a smaller state.
+            srv["r4"].extra_args = ("--initial-cluster-token", "r4-second-pod")
             await srv["r4"].restart(wipe=True)
             await seed(srv["r4"], RemoteData.sample("r4", 4, nodes=1, identities=1, ips=0, mcs=None))
             await mesh.mirrored("r4", srv["r4"])

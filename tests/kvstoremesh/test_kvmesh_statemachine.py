@@ -187,7 +187,8 @@ async def test_reconnect_relists_and_deletes_stale_keys(memmesh: MemMesh,
     await memmesh.mirrored("c2")
     memmesh.remotes.down.add("c2")
     remote.fail_next(2, ops={"status"})  # two failed probes: the connection is declared lost
-    await eventually(lambda: not memmesh.status("c2").connected, what="disconnected")
+    await eventually(lambda: not memmesh.status("c2").connected and memmesh.status("c2").num_failures >= 1,
+                     what="disconnected")
     # While disconnected: deletions, changes and additions on the remote.
     await remote.delete("cilium/state/nodes/v1/c2/node-0")
     await remote.delete("cilium/state/nodes/v1/c2/node-1")

@@ -1,0 +1,156 @@
+"""SyncQueue, the pure bookkeeping of a sync store: coalescing, per-key ordering with several
+batches in flight, back-off, the sync barrier, lease loss and stale leftovers."""
+
+from __future__ import annotations
+
+import pytest
+
+from apiserver.kvstore._syncqueue import SyncQueue, retry_delay
+
+
+@pytest.mark.parametrize(("failures", "delay"), [
+    pytest.param(1, 0.005, id="first"),
+    pytest.param(2, 0.01, id="second"),
+    pytest.param(11, 5.12, id="eleventh"),
+    pytest.param(30, 1000.0, id="capped"),
+    pytest.param(10_000, 1000.0, id="no-overflow"),
+])
+def test_retry_delay(failures: int, delay: float) -> None:
+    assert retry_delay(failures) == pytest.approx(delay)
+
+
+def test_upserts_coalesce_and_deletes_of_unknown_keys_are_dropped() -> None:
+    q = SyncQueue()
+    assert q.upsert("a", b"1") and q.upsert("b", b"1") and q.upsert("a", b"2")
+    assert not q.upsert("a", b"2")
+    assert not q.delete("never")
+    assert q.take(10) == (["a", "b"], [b"2", b"1"])
+
+
+def test_take_respects_the_limit_and_queue_order() -> None:
+    q = SyncQueue()
+    for i in range(5):
+        q.upsert(f"k{i}", b"v")
+    assert q.take(2)[0] == ["k0", "k1"]
+    assert q.take(2)[0] == ["k2", "k3"]
+    assert q.pending_writes == 5  # four in flight, one queued
+
+
+def test_a_key_in_flight_is_never_taken_again_until_settled() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    first = q.take(10)
+    q.upsert("a", b"2")
+    q.upsert("b", b"1")
+    assert q.take(10) == (["b"], [b"1"])  # "a" waits for its first write
+    assert q.blocked == ["a"]
+    q.succeeded(*first)
+    assert q.take(10) == (["a"], [b"2"])
+
+
+def test_success_records_what_etcd_holds() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    q.upsert("b", b"1")
+    q.succeeded(*q.take(10))
+    assert q.written == {"a": b"1", "b": b"1"} and q.pending_writes == 0
+    q.delete("a")
+    keys, values = q.take(10)
+    assert (keys, values) == (["a"], [None])
+    assert q.succeeded(keys, values) == (["a"], 0)
+    assert q.written == {"b": b"1"}
+
+
+def test_writes_that_change_nothing_are_settled_without_an_op() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    q.succeeded(*q.take(10))
+    q.upsert("a", b"2")
+    q.upsert("a", b"1")  # back to what etcd holds
+    q.upsert("tmp", b"1")
+    q.delete("tmp")  # never written
+    assert q.take(10) == ([], [])
+    assert q.pending_writes == 0
+
+
+def test_failure_backs_off_per_key_unless_a_newer_value_is_queued() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    q.upsert("b", b"1")
+    batch = q.take(10)
+    q.upsert("b", b"2")  # arrives while the batch is in flight
+    q.failed(*batch[:1], now=100.0)
+    assert q.retry_due == {"a": pytest.approx(100.005)}
+    assert q.uncertain == {"a", "b"}
+    assert q.take(10) == (["b"], [b"2"])  # no waiting for the newer value
+    q.promote(100.004)
+    assert q.take(10) == ([], [])
+    q.promote(100.005)
+    keys, _ = q.take(10)
+    assert keys == ["a"]
+    q.failed(keys, now=200.0)
+    assert q.retry_due["a"] == pytest.approx(200.01)  # doubled
+    q.promote(200.01)
+    q.succeeded(*q.take(10))
+    assert q.failures == {"b": 1} and q.retry_due == {}
+
+
+def test_uncertain_key_is_deleted_even_if_never_known_written() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    batch = q.take(10)
+    q.delete("a")
+    q.failed(batch[0], now=0.0)  # the put may have landed
+    assert q.take(10) == (["a"], [None])
+
+
+def test_sync_barrier_covers_queued_in_flight_and_backed_off_keys() -> None:
+    q = SyncQueue()
+    for key in ("queued", "flying", "backing-off"):
+        q.upsert(key, b"v")
+    q.failed(q.take(1)[0], now=0.0)  # "queued" is taken first: it backs off
+    flying = q.take(1)
+    assert q.mark() == 3
+    q.upsert("after", b"v")
+    assert not q.sync_complete
+    q.succeeded(*flying)
+    q.succeeded(*q.take(10))
+    assert not q.sync_complete  # "queued" is still backing off
+    q.promote(1.0)
+    q.succeeded(*q.take(10))
+    assert q.sync_complete
+
+
+def test_sync_barrier_waits_for_a_value_queued_while_the_older_one_was_in_flight() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    first = q.take(10)
+    q.upsert("a", b"2")
+    q.mark()
+    q.succeeded(*first)
+    assert not q.sync_complete  # b"2" is not in etcd yet
+    q.succeeded(*q.take(10))
+    assert q.sync_complete
+
+
+def test_lease_loss_requeues_wanted_keys_only() -> None:
+    q = SyncQueue()
+    q.upsert("a", b"1")
+    q.upsert("b", b"1")
+    q.succeeded(*q.take(10))
+    q.delete("b")
+    q.take(10)  # the delete of "b" is in flight
+    assert q.lease_lost(["a", "b", "unknown"]) == 1
+    assert "a" not in q.written and "b" not in q.written
+    assert q.take(10) == (["a"], [b"1"])
+
+
+def test_stale_leftovers_are_queued_for_deletion_and_counted() -> None:
+    q = SyncQueue()
+    q.upsert("mine", b"1")
+    q.succeeded(*q.take(10))
+    q.upsert("queued", b"1")
+    assert q.queue_stale(["mine", "queued", "old1", "old2"]) == 2
+    keys, values = q.take(10)
+    assert sorted(zip(keys, values, strict=True)) == [("old1", None), ("old2", None), ("queued", b"1")]
+    assert q.succeeded(keys, values)[1] == 2
