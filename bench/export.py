@@ -7,6 +7,7 @@ this driver, which watches etcd. The etcd is left holding the exported cluster, 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,9 @@ async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> No
 async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, shape: BenchShape,
                 expected: KeyValues, rate: float, seconds: float) -> Churn:
     """Update ``rate`` endpoints/s for ``seconds``; ``expected`` is updated to the final state."""
+    # The driver holds the whole expected data set: keep its collector from pausing the probe.
+    gc.collect()
+    gc.freeze()
     probe = VisibilityProbe(client, IP_DEFAULT_PREFIX + "/", _MARKER)
     await probe.start()
     rss: list[float] = []

@@ -7,6 +7,7 @@ cache. The figure of the mirror is ``keys / (ready - start)`` as the child measu
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from collections.abc import Sequence
@@ -107,6 +108,8 @@ async def latency(mesh: MeshProcess, remote: EtcdClient, local: EtcdClient, clus
     state = await dump(remote, IP_DEFAULT_PREFIX + "/")
     # Distinct keys in a fixed order: no key changes twice while it may still be queued.
     items = sorted(state.items())[::max(1, len(state) // int(rate * seconds + 1))]
+    gc.collect()
+    gc.freeze()  # see export.churn: no collector pauses in the driver while it timestamps
     probe = VisibilityProbe(local, f"{CACHE_PREFIX}/ip/v1/{cluster}/", _MARKER)
     await probe.start()
     rss: list[float] = []

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "etcdinit": "apiserver.cli.etcdinit",
     "kubesim": "apiserver.cli.kubesim",
     "pki": "apiserver.cli.pki",
+    "mesh-check": "apiserver.cli.mesh_check",
     "demo": "apiserver.cli.demo",
     "version": "apiserver.cli.version",
 }

@@ -34,6 +34,15 @@ def namespace(name: str, global_: bool | None = None) -> KubeObject:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
+def cilium_config(shape: ClusterShape, **overrides: str) -> KubeObject:
+    """The ``cilium-config`` ConfigMap: what mesh-check and the cilium CLI read of a cluster."""
+    data = {"cluster-name": shape.name, "cluster-id": str(shape.cluster_index), "max-connected-clusters": "255",
+            "identity-allocation-mode": "crd", "routing-mode": "tunnel", "tunnel-protocol": "vxlan"}
+    data.update(overrides)
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system"}, "data": data}
+
+
 def cilium_node(shape: ClusterShape, i: int) -> KubeObject:
     c = shape.cluster_index
     return {
@@ -126,6 +135,8 @@ def endpoint_slice(shape: ClusterShape, i: int) -> KubeObject:
 
 def synthetic_cluster(shape: ClusterShape) -> Iterator[KubeObject]:
     """Namespaces first, then everything else, in a stable order."""
+    yield namespace("kube-system")
+    yield cilium_config(shape)
     for n in range(shape.namespaces):
         yield namespace(f"ns-{n}")
     for i in range(shape.nodes):
