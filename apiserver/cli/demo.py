@@ -45,6 +45,11 @@ async def _main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         await mesh.start()
+        problems = mesh.prerequisite_problems()
+        print("\nmesh prerequisites: " + ("unique names and IDs, disjoint Pod CIDRs, same datapath"
+                                         if not problems else "; ".join(problems)), flush=True)
+        if problems:
+            return 1
         await mesh.wait_ready()
         print(f"\nMesh of {args.clusters} clusters converged in {time.monotonic() - started:.1f}s\n", flush=True)
         print(await mesh_summary(mesh), flush=True)

@@ -18,6 +18,8 @@ from apiserver.kube import KubeClient, KubeOptions, build_client
 from apiserver.kubesim import KubeSim
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
+from apiserver.mesh import check_mesh
+from apiserver.mesh.facts import facts_from
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from apiserver.testing.etcd import EtcdServer
 from apiserver.testing.synthetic import ClusterShape, synthetic_cluster
@@ -103,6 +105,14 @@ class SimulatedMesh:
         cluster.kvstoremesh = KVStoreMeshDaemon(settings, metrics=Metrics(KVSTOREMESH_NAMESPACE))
         await cluster.kvstoremesh.start()
         self._stack.push_async_callback(cluster.kvstoremesh.stop)
+
+    def prerequisite_problems(self) -> list[str]:
+        """The mesh prerequisites, read from each cluster's emulated API (as ``mesh-check`` does)."""
+        facts = []
+        for cluster in self.clusters:
+            config = cluster.sim.get("v1", "ConfigMap", "cilium-config", namespace="kube-system") or {}
+            facts.append(facts_from(dict(config.get("data") or {}), cluster.sim.list("cilium.io/v2", "CiliumNode")))
+        return check_mesh(facts)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         async def all_ready() -> None:

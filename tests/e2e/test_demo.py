@@ -14,6 +14,7 @@ async def test_mesh_converges_and_follows_changes(tmp_path: object) -> None:
     mesh = SimulatedMesh(3, ClusterShape(endpoints=10, nodes=2, services=2), workdir=str(tmp_path))
     try:
         await mesh.start()
+        assert mesh.prerequisite_problems() == []
         await mesh.wait_ready(60)
         assert await consistency_errors(mesh) == []
         first, second, third = mesh.clusters
@@ -48,4 +49,5 @@ async def test_demo_command_once() -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
     text = out.decode()
     assert "every cache equals its remote, byte for byte" in text
+    assert "mesh prerequisites: unique names and IDs, disjoint Pod CIDRs, same datapath" in text
     assert "caches cluster2: nodes=3" in text
