@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+
+from apiserver.kvstore.leases import LeaseManager
+from apiserver.kvstore.memory import MemoryKV
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
@@ -27,3 +30,16 @@ async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: flo
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[None]]:
     return wait_for
+
+
+@pytest.fixture
+def kv() -> MemoryKV:
+    return MemoryKV()
+
+
+@pytest.fixture
+async def leases(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
+    manager = LeaseManager(kv, ttl=60, keepalive_interval=0.01)
+    manager.start()
+    yield manager
+    await manager.stop()

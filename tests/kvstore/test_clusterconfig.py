@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -13,19 +13,6 @@ from apiserver.kvstore.memory import MemoryKV
 Eventually = Callable[..., Awaitable[None]]
 KEY = "cilium/cluster-config/cluster3"
 VALUE = b'{"id":3,"capabilities":{"syncedCanaries":true,"maxConnectedClusters":255,"serviceExportsEnabled":false}}'
-
-
-@pytest.fixture
-def kv() -> MemoryKV:
-    return MemoryKV()
-
-
-@pytest.fixture
-async def leases(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
-    manager = LeaseManager(kv, ttl=60, keepalive_interval=0.01)
-    manager.start()
-    yield manager
-    await manager.stop()
 
 
 async def test_write_once_updates_only_if_different(kv: MemoryKV, leases: LeaseManager) -> None:

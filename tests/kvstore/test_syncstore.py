@@ -27,19 +27,6 @@ MakeStore = Callable[..., Awaitable[SyncStore]]
 
 
 @pytest.fixture
-def kv() -> MemoryKV:
-    return MemoryKV()
-
-
-@pytest.fixture
-async def leases(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
-    manager = LeaseManager(kv, ttl=60, keepalive_interval=0.01)
-    manager.start()
-    yield manager
-    await manager.stop()
-
-
-@pytest.fixture
 async def make_store(kv: MemoryKV, leases: LeaseManager) -> AsyncIterator[MakeStore]:
     stores: list[SyncStore] = []
 
