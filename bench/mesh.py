@@ -28,8 +28,6 @@ READY_TIMEOUT = 600.0
 _MARKER = b'"K8sServiceAccount":"mesh-'
 _ACCOUNT = re.compile(rb'"K8sServiceAccount":"[^"]*"')
 _TICK = 0.005
-# KVStoreMesh runs with the rate limits the Helm chart gives it.
-MESH_KVSTORE_OPTS = ("etcd.qps=100", "etcd.bootstrapQps=10000", "etcd.maxInflight=10")
 
 
 @dataclass
@@ -63,8 +61,7 @@ class MeshProcess:
             (config_dir / remote).write_text(f"endpoints:\n- {endpoint}\n")
         self.child = Child("kvstoremesh", [
             "-m", "bench._kvstoremesh_child", "--cluster-name", name, "--cluster-id", str(cluster_id),
-            "--config-dir", str(config_dir), "--local-endpoint", local.endpoint,
-            *(f"--kvstore-opt={opt}" for opt in MESH_KVSTORE_OPTS)], workdir / f"kvstoremesh-{name}.log")
+            "--config-dir", str(config_dir), "--local-endpoint", local.endpoint], workdir / f"kvstoremesh-{name}.log")
 
     async def start_and_wait(self) -> float:
         """Seconds from the daemon's start to every remote mirrored."""

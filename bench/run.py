@@ -24,6 +24,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from apiserver.kvstore.etcd import EtcdClient
 from apiserver.testing.etcd import EtcdServer
 from bench import ceiling, export, mesh, ratelimit, report
 from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
@@ -82,7 +83,7 @@ async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Names
             await remote.close()
 
 
-async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdServer, remote: Any,
+async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdServer, remote: EtcdClient,
                 workdir: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
     cache = to_cache(shape.name, state)
     async with EtcdServer(name="bench-mesh-local") as local_server:
@@ -185,6 +186,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = args.only - set(PHASES)
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if "mesh" in args.only and "export" not in args.only:
+        parser.error("mesh mirrors what the export phase wrote: add export to --only")
     args.churn_seconds = 15.0 if args.quick else 60.0
     args.mirror_seconds = 15.0 if args.quick else 30.0
     return args

@@ -110,7 +110,7 @@ def settings_from_args(args: argparse.Namespace) -> DaemonSettings:
         parse_listen_address(args.api_serve_addr)
         if args.prometheus_serve_addr:
             parse_listen_address(args.prometheus_serve_addr)
-        RateLimiter.from_kvstore_opts(args.kvstore_opt)
+        RateLimiter.for_batched_writes(args.kvstore_opt)
         _check_local_etcd_config(args.kvstore_opt)
     except ValueError as exc:
         raise FlagError(str(exc)) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
@@ -23,7 +24,7 @@ from apiserver.clustermesh.handlers import (
 from apiserver.clustermesh.namespaces import NamespaceGate
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.clustermesh.services import Feed, ServiceExporter, ServiceExportExporter, Tee
-from apiserver.convert import cluster_config_value, local_cluster_config
+from apiserver.convert import cluster_config_value, local_cluster_config, slim_cilium_endpoint
 from apiserver.kube import (
     CILIUM_ENDPOINT_SLICES,
     CILIUM_ENDPOINTS,
@@ -35,6 +36,7 @@ from apiserver.kube import (
     SERVICES,
     Event,
     KubeClient,
+    KubeObject,
     Reflector,
     Resource,
 )
@@ -125,9 +127,10 @@ class Exporter:
         self.reflectors: list[Reflector] = []
         self._build_reflectors()
 
-    def _reflector(self, resource: Resource, handler: object, *, compact: bool = False) -> Reflector:
+    def _reflector(self, resource: Resource, handler: object, *, compact: bool = False,
+                   transform: Callable[[KubeObject], KubeObject] | None = None) -> Reflector:
         reflector = self._kube.reflector(resource, handler, metrics=self._kube_metrics,  # type: ignore[arg-type]
-                                         compact_cache=compact)
+                                         compact_cache=compact, transform=transform)
         self.reflectors.append(reflector)
         return reflector
 
@@ -145,7 +148,7 @@ class Exporter:
         slices = options.enable_cilium_endpoint_slice
         endpoints = EndpointHandler(self.stores["ip"], gate, slices=slices, metrics=metrics)
         endpoint_reflector = self._reflector(CILIUM_ENDPOINT_SLICES if slices else CILIUM_ENDPOINTS, endpoints,
-                                             compact=True)
+                                             compact=True, transform=None if slices else slim_cilium_endpoint)
         if slices:
             endpoint_reflector.add_index(NAMESPACE_INDEX, endpoint_slice_namespace_index)
             gate.subscribe(lambda ns: endpoints.resync(endpoint_reflector.by_index(NAMESPACE_INDEX, ns)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from apiserver import __version__
 from apiserver._logging import get_logger
 from apiserver.cli._flags import CommaListAction, go_duration
+from apiserver.kube._cache import KubeObject
 from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.reflector import BatchHandler, ObjectHandler, Reflector, ReflectorMetrics, ReflectorOptions
 from apiserver.kube.resources import Resource, label_selector_for
@@ -115,15 +116,16 @@ class KubeClient:
 
     def reflector(self, resource: Resource, handler: ObjectHandler | BatchHandler | None = None, *,
                   label_selector: str | None = None, options: ReflectorOptions | None = None,
-                  metrics: ReflectorMetrics | None = None, compact_cache: bool = False) -> Reflector:
+                  metrics: ReflectorMetrics | None = None, compact_cache: bool = False,
+                  transform: Callable[[KubeObject], KubeObject] | None = None) -> Reflector:
         """A reflector sharing this client's rate limiter and connection timeout; the label
         selector defaults to upstream's for the resource (service-proxy-name rule).
-        ``compact_cache`` (when ``options`` is not given): keep the cache serialized."""
+        ``compact_cache`` and ``transform`` (when ``options`` is not given): see ``ReflectorOptions``."""
         if label_selector is None:
             label_selector = label_selector_for(resource, self.options.service_proxy_name)
         if options is None:
             options = ReflectorOptions(connect_timeout=self.options.connection_timeout,
-                                       compact_cache=compact_cache)
+                                       compact_cache=compact_cache, transform=transform)
         return Reflector(self.api_client, resource, handler, label_selector=label_selector,
                          options=options, rate_limiter=self.rate_limiter, metrics=metrics)
 

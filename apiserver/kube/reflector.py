@@ -38,7 +38,7 @@ import asyncio
 import enum
 import random
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from sys import intern
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -138,6 +138,10 @@ class ReflectorOptions:
     compact_cache: bool = False
     # Largest batch handed to the handler at once; a list page is delivered in several batches.
     delivery_chunk: int = 100
+    # Applied to every object before it is cached or delivered (client-go's SetTransform), e.g. to
+    # keep only the fields the consumer reads. It must keep metadata name, namespace and
+    # resourceVersion, and must not modify its argument.
+    transform: Callable[[KubeObject], KubeObject] | None = None
 
 
 class _WatchSummary(NamedTuple):
@@ -364,9 +368,11 @@ class Reflector:
         return task
 
     def _merge_page(self, items: list[KubeObject], seen: set[Key]) -> list[Event]:
-        cache = self.cache
+        cache, transform = self.cache, self._opts.transform
         events: list[Event] = []
         for obj in items:
+            if transform is not None:
+                obj = transform(obj)
             try:
                 meta = obj["metadata"]
                 # Interned: a cache of 100k objects would otherwise hold 100k copies of a few
@@ -430,7 +436,7 @@ class Reflector:
             await self._deliver(events)
 
     def _apply_lines(self, lines: Sequence[bytes], events: list[Event]) -> None:
-        cache = self.cache
+        cache, transform = self.cache, self._opts.transform
         for line in lines:
             try:
                 ev = orjson.loads(line)
@@ -444,6 +450,8 @@ class Reflector:
                     if rv:
                         self._rv = rv
                     continue
+                if transform is not None:
+                    obj = transform(obj)
                 # Interned: a cache of 100k objects would otherwise hold 100k copies of a few
                 # namespace names (5 MB).
                 key = (intern(meta.get("namespace") or ""), meta["name"])

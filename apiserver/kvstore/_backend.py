@@ -123,6 +123,13 @@ class KVBackend(Protocol):
         revision the listing was taken at. ``page_size`` > 0 pages internally at one revision."""
         ...
 
+    def iter_prefix(self, prefix: str, *, page_size: int,
+                    keys_only: bool = False) -> AsyncIterator[tuple[list[KeyValue], int]]:
+        """``list_prefix`` one page at a time, each with the revision of the listing (the same for
+        every page): a caller going through a big prefix never holds all of it at once, and can
+        start working on the first page while the next is fetched."""
+        ...
+
     async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
         """Returns the revision of the write."""
         ...

@@ -58,7 +58,10 @@ class LeaseManager:
         self.max_keys_per_lease = max_keys_per_lease
         self.keepalive_interval = keepalive_interval if keepalive_interval is not None else ttl / 3
         self._keys: dict[str, int] = {}
-        self._leases: dict[int, set[str]] = {}
+        # Lease -> how many keys it holds. Only counts: the keys are in ``_keys`` already, and a
+        # second copy per lease (a set of 200k strings) is 10+ MB; lease loss, the one reader of
+        # "keys of a lease", is rare enough to scan ``_keys``.
+        self._leases: dict[int, int] = {}
         self._current = 0
         self._grant_lock = asyncio.Lock()
         self._observers: list[ExpiredCallback] = []
@@ -75,7 +78,7 @@ class LeaseManager:
         return self._keys.get(key, 0)
 
     def keys_of(self, lease_id: int) -> set[str]:
-        return set(self._leases.get(lease_id, ()))
+        return {key for key, lease in self._keys.items() if lease == lease_id}
 
     async def lease_for(self, key: str) -> int:
         """The lease to put ``key`` with (its current one, or a slot on a live lease)."""
@@ -87,12 +90,12 @@ class LeaseManager:
         new = list(dict.fromkeys(k for k in keys if k not in assigned))
         while new:
             members = self._leases.get(self._current)
-            if members is None or len(members) >= self.max_keys_per_lease:
+            if members is None or members >= self.max_keys_per_lease:
                 await self._make_room()
                 new = [k for k in new if k not in assigned]  # another writer may have placed some
                 continue
-            take = new[:self.max_keys_per_lease - len(members)]
-            members.update(take)
+            take = new[:self.max_keys_per_lease - members]
+            self._leases[self._current] = members + len(take)
             assigned.update(dict.fromkeys(take, self._current))
             new = new[len(take):]
         return [assigned[k] for k in keys]
@@ -100,20 +103,18 @@ class LeaseManager:
     def forget(self, key: str) -> None:
         """``key`` was deleted: free its slot on its lease."""
         lease = self._keys.pop(key, None)
-        if lease is not None:
-            members = self._leases.get(lease)
-            if members is not None:
-                members.discard(key)
+        if lease is not None and lease in self._leases:
+            self._leases[lease] -= 1
 
     async def _make_room(self) -> None:
         """Make ``self._current`` a live lease with a free slot, granting one if none has room."""
         async with self._grant_lock:
             for lease, members in self._leases.items():
-                if len(members) < self.max_keys_per_lease:
+                if members < self.max_keys_per_lease:
                     self._current = lease
                     return
             lease = await self._backend.grant_lease(self.ttl)
-            self._leases[lease] = set()
+            self._leases[lease] = 0
             self._current = lease
             log.info("New lease successfully acquired", lease_id=f"{lease:x}", ttl=self.ttl)
 
@@ -131,16 +132,14 @@ class LeaseManager:
 
     def lease_lost(self, lease_id: int) -> None:
         """Forget a lease the server no longer has and tell the observers which keys it held."""
-        members = self._leases.pop(lease_id, None)
-        if members is None:
+        if self._leases.pop(lease_id, None) is None:
             return
-        for key in members:
-            if self._keys.get(key) == lease_id:
-                del self._keys[key]
+        keys = sorted(self.keys_of(lease_id))
+        for key in keys:
+            del self._keys[key]
         if self._current == lease_id:
             self._current = 0
-        log.warning("Lease expired", lease_id=f"{lease_id:x}", keys=len(members))
-        keys = sorted(members)
+        log.warning("Lease expired", lease_id=f"{lease_id:x}", keys=len(keys))
         for callback in list(self._observers):
             try:
                 callback(keys)

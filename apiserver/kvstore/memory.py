@@ -334,6 +334,13 @@ class MemoryKV:
                 kvs = [replace(kv, value=b"") for kv in kvs]
             return kvs, at
 
+    async def iter_prefix(self, prefix: str, *, page_size: int,
+                          keys_only: bool = False) -> AsyncIterator[tuple[list[KeyValue], int]]:
+        kvs, at = await self.list_prefix(prefix, keys_only=keys_only)
+        step = page_size if page_size > 0 else max(len(kvs), 1)
+        for start in range(0, max(len(kvs), 1), step):
+            yield kvs[start:start + step], at
+
     async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
         async with self._op("put"):
             ops = [Put(key, value, lease)]

@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import MAX_TXN_OPS, Delete, KVBackend, LeaseNotFoundError, Op, Put
@@ -45,8 +46,11 @@ __all__ = ["SyncStore"]
 
 log = get_logger(__name__)
 
-# Two Txns in flight let us build the next batch while etcd applies the previous one.
-DEFAULT_BATCHES_IN_FLIGHT = 2
+# Several Txns in flight let us build the next batches while etcd applies earlier ones, and let
+# grpc.aio complete several calls per wake-up of the event loop (its per-call CPU cost halves).
+# Measured on 213k keys, 2 CPUs: 2 -> 4 -> 8 in flight took the initial export from 6.4 s to 5.5
+# and 4.6 s (KVStoreMesh's mirror: 4.1, 3.7, 3.2 s); 16 gained nothing more.
+DEFAULT_BATCHES_IN_FLIGHT = 8
 # After a failed etcd call the worker itself pauses (5 ms doubling up to 1 s), so an outage costs
 # a few calls per second rather than one per queued batch.
 WORKER_PAUSE_MIN = 0.005
@@ -54,7 +58,14 @@ WORKER_PAUSE_MAX = 1.0
 DEFAULT_DRAIN_TIMEOUT = 10.0
 DEFAULT_OP_TIMEOUT = 30.0
 PROGRESS_INTERVAL = 5.0
+CLEANUP_PAGE_SIZE = 256  # the etcd client grows later pages (up to 64x)
 ACTION_TXN = "Txn"
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class SyncStore:
@@ -287,11 +298,12 @@ class SyncStore:
         lease_ids: list[int] = []
         started = time.perf_counter()
         try:
-            put_keys = [base + k for k, v in zip(keys, values, strict=True) if v is not None]
+            full = [base + k for k in keys]  # once: the lease manager keeps these strings
+            put_keys = [f for f, v in zip(full, values, strict=True) if v is not None]
             lease_ids = await self._leases.leases_for(put_keys) if put_keys else []
             leases = iter(lease_ids)
-            ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
-                             for k, v in zip(keys, values, strict=True)]
+            ops: list[Op] = [Put(f, v, next(leases)) if v is not None else Delete(f)
+                             for f, v in zip(full, values, strict=True)]
             async with self._limiter, asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:
@@ -356,9 +368,16 @@ class SyncStore:
         """Queue the deletion of keys under ``stale_prefix`` that this run did not write."""
         assert self._stale_prefix is not None
         started = time.perf_counter()
+        cut, count = len(self._base), 0
         try:
             async with self._limiter, asyncio.timeout(self._op_timeout):
-                listing, _ = await self._backend.list_prefix(self._stale_prefix, keys_only=True)
+                # Page by page: one listing of 200k+ keys would add ~60 MB to the process's peak.
+                pages = self._backend.iter_prefix(self._stale_prefix, keys_only=True, page_size=CLEANUP_PAGE_SIZE)
+                try:
+                    async for page, _ in pages:
+                        count += self._queue.queue_stale(kv.key[cut:] for kv in page)
+                finally:
+                    await _aclose(pages)
         except Exception as exc:
             observe(self._metrics, self._stale_prefix, KIND_READ, "ListPrefix",
                     time.perf_counter() - started, False)
@@ -367,8 +386,6 @@ class SyncStore:
         observe(self._metrics, self._stale_prefix, KIND_READ, "ListPrefix", time.perf_counter() - started, True)
         self._succeeded()
         self._cleanup_due = False
-        cut = len(self._base)
-        count = self._queue.queue_stale(kv.key[cut:] for kv in listing)
         log.info("Deleting stale keys left over from a previous run", prefix=self.prefix,
                  stale_prefix=self._stale_prefix, count=count)
         if count:

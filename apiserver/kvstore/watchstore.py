@@ -18,10 +18,10 @@ It must never write to the kvstore it reads from; errors that require a new conn
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import CompactedError, EventType, KVBackend, UnavailableError, WatchBatch
+from apiserver.kvstore._backend import CompactedError, EventType, KVBackend, UnavailableError
 from apiserver.metrics import Metrics, kvstore_scope
 
 log = get_logger(__name__)
@@ -45,7 +45,7 @@ def _with_slash(prefix: str) -> str:
     return prefix if prefix.endswith("/") else prefix + "/"
 
 
-async def _close(iterator: AsyncIterator[WatchBatch]) -> None:
+async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -115,9 +115,17 @@ class WatchStore:
 
     async def _relist(self, backend: KVBackend, prefix: str) -> int:
         self._stale = set(self._state)
-        kvs, revision = await backend.list_prefix(prefix, page_size=self._page_size)
-        for kv in kvs:
-            self._upsert(prefix, kv.key, kv.value)
+        revision = 0
+        # Page by page (all at one revision): the observer gets the first keys while later pages
+        # are still being fetched, and the whole listing is never held at once.
+        pages = backend.iter_prefix(prefix, page_size=self._page_size)
+        try:
+            async for kvs, page_revision in pages:
+                revision = page_revision
+                for kv in kvs:
+                    self._upsert(prefix, kv.key, kv.value)
+        finally:
+            await _close(pages)
         stale, self._stale = self._stale, set()
         for key in sorted(stale):
             log.debug("Deleting stale key", key=key, prefix=prefix, cluster=self._source)

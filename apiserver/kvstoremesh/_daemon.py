@@ -58,7 +58,7 @@ class KVStoreMeshDaemon:
         self._given_backend = local_backend
         self.backend: KVBackend | None = None
         self.mesh: KVStoreMesh | None = None
-        self.limiter = RateLimiter.from_kvstore_opts(settings.kvstore_opts)
+        self.limiter = RateLimiter.for_batched_writes(settings.kvstore_opts)
         self.health = HealthServer(settings.health_port, ready=self.ready, host=settings.health_host)
         self.api = APIServer(settings.api_serve_addr, self._status)
         self.metrics_server = (MetricsServer(settings.prometheus_serve_addr, self.metrics.registry)

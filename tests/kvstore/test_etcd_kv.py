@@ -76,6 +76,17 @@ async def test_list_prefix_pages_grow(etcd_client: EtcdClient, etcd_prefix: str,
     assert max(limits) == 2 * PAGE_GROWTH_MAX
 
 
+async def test_iter_prefix_yields_the_listing_page_by_page(etcd_client: EtcdClient, etcd_prefix: str) -> None:
+    keys = [f"{etcd_prefix}{i:03d}" for i in range(40)]
+    await etcd_client.apply([Put(k, k.encode()) for k in keys])
+    rev = (await etcd_client.status()).revision
+    pages = [page async for page in etcd_client.iter_prefix(etcd_prefix, page_size=5, keys_only=True)]
+    assert [len(p) for p, _ in pages] == [5, 10, 20, 5]
+    assert [kv.key for p, _ in pages for kv in p] == keys
+    assert {kv.value for p, _ in pages for kv in p} == {b""}
+    assert {at for _, at in pages} == {rev}
+
+
 async def test_list_prefix_at_a_past_revision(etcd_client: EtcdClient, etcd_prefix: str) -> None:
     rev = await etcd_client.apply([Put(f"{etcd_prefix}{i}", b"old") for i in range(5)])
     await etcd_client.apply([Put(f"{etcd_prefix}{i}", b"new") for i in range(1, 5)] + [Delete(f"{etcd_prefix}0")])

@@ -60,6 +60,17 @@ async def test_list_prefix_sorted_keys_only_and_past_revision() -> None:
         await kv.list_prefix("p/", revision=rev)
 
 
+async def test_iter_prefix_pages() -> None:
+    kv = MemoryKV()
+    for i in range(5):
+        await kv.put(f"p/{i}", b"v")
+    pages = [page async for page in kv.iter_prefix("p/", page_size=2, keys_only=True)]
+    assert [[x.key for x in page] for page, _ in pages] == [["p/0", "p/1"], ["p/2", "p/3"], ["p/4"]]
+    assert {x.value for page, _ in pages for x in page} == {b""}
+    assert {at for _, at in pages} == {kv.revision}
+    assert [page async for page in kv.iter_prefix("none/", page_size=2)] == [([], kv.revision)]
+
+
 @pytest.mark.parametrize(("compare", "holds"), [
     pytest.param(Compare("k", "value", "=", b"v"), True, id="value-equal"),
     pytest.param(Compare("k", "value", "!=", b"v"), False, id="value-not-equal"),

@@ -38,6 +38,22 @@ def test_from_kvstore_opts(opts: dict[str, str], rate: float | None, burst: int,
         rate, burst, max_inflight, bootstrapping)
 
 
+@pytest.mark.parametrize(("opts", "rate", "max_inflight", "bootstrapping"), [
+    pytest.param({}, None, None, False, id="unset-no-token-bucket"),
+    pytest.param({"etcd.qps": ""}, None, None, False, id="empty-is-unset"),
+    pytest.param({"etcd.maxInflight": "3"}, None, 3, False, id="unset-qps-keeps-max-inflight"),
+    pytest.param({"etcd.bootstrapQps": "10000"}, None, None, False, id="bootstrap-alone-is-unlimited"),
+    pytest.param({"etcd.qps": "20"}, 20, 20, False, id="set-as-upstream"),
+    pytest.param({"etcd.qps": "20", "etcd.bootstrapQps": "10000"}, 10000, 20, True, id="apiserver-helm"),
+])
+def test_for_batched_writes(opts: dict[str, str], rate: float | None, max_inflight: int | None,
+                            bootstrapping: bool) -> None:
+    limiter = RateLimiter.for_batched_writes(opts)
+    assert (limiter.rate, limiter.max_inflight, limiter.bootstrapping) == (rate, max_inflight, bootstrapping)
+    with pytest.raises(ValueError, match=r"etcd\.qps"):
+        RateLimiter.for_batched_writes({**opts, "etcd.qps": "fast"})
+
+
 def test_non_integer_option_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match=r"etcd\.qps='fast'"):
         RateLimiter.from_kvstore_opts({"etcd.qps": "fast"})

@@ -123,9 +123,9 @@ class CompactingWatch:
         self.watches: list[int] = []
         self.lists = 0
 
-    async def list_prefix(self, prefix: str, **kw: object) -> object:
+    async def iter_prefix(self, prefix: str, **kw: object) -> AsyncIterator[object]:
         self.lists += 1
-        return await self.kv.list_prefix(prefix)
+        yield await self.kv.list_prefix(prefix)
 
     def watch(self, prefix: str, *, start_revision: int = 0) -> AsyncIterator[WatchBatch]:
         self.watches.append(start_revision)
@@ -175,11 +175,11 @@ async def test_events_between_list_and_watch_are_not_skipped() -> None:
         def __init__(self) -> None:
             self.kv = kv
 
-        async def list_prefix(self, prefix: str, **kw: object) -> object:
+        async def iter_prefix(self, prefix: str, **kw: object) -> AsyncIterator[object]:
             result = await kv.list_prefix(prefix)
             await kv.put(f"{PREFIX}/b", b"written right after the list")
             await kv.delete(f"{PREFIX}/a")
-            return result
+            yield result
 
         def watch(self, prefix: str, *, start_revision: int = 0) -> AsyncIterator[WatchBatch]:
             return kv.watch(prefix, start_revision=start_revision)
@@ -226,8 +226,8 @@ async def test_ended_watch_stream_is_a_connection_error() -> None:
     kv = MemoryKV()
 
     class EndingWatch:
-        async def list_prefix(self, prefix: str, **kw: object) -> object:
-            return await kv.list_prefix(prefix)
+        async def iter_prefix(self, prefix: str, **kw: object) -> AsyncIterator[object]:
+            yield await kv.list_prefix(prefix)
 
         def watch(self, prefix: str, *, start_revision: int = 0) -> AsyncIterator[WatchBatch]:
             async def nothing() -> AsyncIterator[WatchBatch]:
