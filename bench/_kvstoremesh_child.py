@@ -2,18 +2,21 @@
 
 Prints ``{"ready": true, "started": t0, "ready_at": t1}`` (``time.monotonic()``; ``started`` is
 just before the daemon starts, after imports) once every remote is mirrored, then runs until
-SIGTERM. The remote heartbeat watchdog is off: benchmark remotes have no live exporter.
+SIGTERM. The remote heartbeat watchdog is off: benchmark remotes have no live exporter. Runs the
+daemon as the CLI's runner does, garbage-collector policy included.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import time
 
+from apiserver._heap import freeze_after_bootstrap
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 
@@ -29,13 +32,18 @@ async def main(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     started = time.monotonic()
     await daemon.start()
+    assert daemon.mesh is not None
+    # As ``run_until_signalled`` (the CLI's runner) does for the real process.
+    freezer = asyncio.create_task(freeze_after_bootstrap(daemon.mesh.wait_ready()))
     try:
-        assert daemon.mesh is not None
         await daemon.mesh.wait_ready()
         sys.stdout.write(json.dumps({"ready": True, "started": started, "ready_at": time.monotonic()}) + "\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
+        freezer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await freezer
         await daemon.stop()
 
 

@@ -11,6 +11,9 @@ one Txn, and **one Txn counts as ONE operation** against this limiter. That is t
 batching: at the Helm default ``etcd.qps=20`` a steady-state burst of changes can flow at up to
 20 x 128 keys/s instead of 20 keys/s, while etcd still sees at most 20 requests/s from us.
 
+Our processes build theirs with ``for_batched_writes``: as above when ``etcd.qps`` is set, and
+no token bucket at all when it is not (see that method for why).
+
 The limiter is shared by every writer of one process (one per etcd client, as upstream). It
 never talks to etcd itself.
 """

@@ -13,6 +13,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from apiserver._heap import freeze_after_bootstrap
 from apiserver._logging import get_logger
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstore._backend import KVBackend
@@ -131,6 +132,14 @@ async def run_until_signalled(daemon: KVStoreMeshDaemon) -> None:
     # Start-up may wait long for the local etcd (up to 15 minutes): a signal must still stop it.
     starting = asyncio.create_task(daemon.start(), name="kvstoremesh-start")
     signalled = asyncio.create_task(stopping.wait(), name="kvstoremesh-signal")
+
+    async def bootstrapped() -> None:
+        await starting
+        assert daemon.mesh is not None
+        await daemon.mesh.wait_ready()
+
+    # This is the process's entry point: the place to set the process-wide collector policy.
+    freezer = asyncio.create_task(freeze_after_bootstrap(bootstrapped()), name="kvstoremesh-freeze-heap")
     try:
         await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -140,5 +149,5 @@ async def run_until_signalled(daemon: KVStoreMeshDaemon) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await cancel_and_wait(starting, signalled)
+        await cancel_and_wait(starting, signalled, freezer)
         await daemon.stop()
