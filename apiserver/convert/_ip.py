@@ -93,19 +93,20 @@ def netip_text(b: bytes) -> str:
     return _v6_text(b)
 
 
-@lru_cache(maxsize=1 << 12)
-def canonical_net_ip(text: str) -> str | None:
-    """``net.ParseIP(text).String()``, or ``None`` where Go would yield a nil IP.
-
-    Cached for node IPs, which repeat across every endpoint. Small on purpose: endpoint IPs are
-    unique, a cache sized for them would hold megabytes of strings for hardly any hits.
-    """
+def net_ip_string(text: str) -> str | None:
+    """``net.ParseIP(text).String()``, or ``None`` where Go would yield a nil IP. Uncached: for
+    values that rarely repeat (endpoint addresses), where a cache would only miss and evict."""
     raw = parse_addr(text)
     if raw is None:
         return None
     if len(raw) == 4:
         return text  # inet_pton accepted a strict dotted quad: it is already canonical
     return net_ip_text(raw)
+
+
+# Cached for node IPs, which repeat across every endpoint. Small on purpose: a cache sized for
+# unique values would hold megabytes of strings for hardly any hits.
+canonical_net_ip = lru_cache(maxsize=1 << 12)(net_ip_string)
 
 
 @lru_cache(maxsize=1 << 16)

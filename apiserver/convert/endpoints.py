@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _access as a
 from ._errors import ConversionError
-from ._ip import canonical_net_ip
+from ._ip import canonical_net_ip, net_ip_string
 from .gojson import go_json
 from .ipownership import IPOwnership
 
@@ -195,7 +195,8 @@ def _entries(
                 text = a.string(pair.get(field), _FIELD_PATHS[field])
                 if not text:
                     continue
-                ip = canonical_net_ip(text)
+                # Uncached: endpoint addresses are unique, a cache would only miss and evict.
+                ip = net_ip_string(text)
                 if ip is None:
                     if skipped is not None:
                         skipped.append(f"{what}.addressing[{i}].{field}: invalid IP {text[:64]!r}")

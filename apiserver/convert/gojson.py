@@ -62,10 +62,13 @@ def _go_escape(out: bytes) -> bytes:
         out = out.replace(_GT, b"\\u003e")
     if _AMP in out:
         out = out.replace(_AMP, b"\\u0026")
-    if _LS in out:
-        out = out.replace(_LS, b"\\u2028")
-    if _PS in out:
-        out = out.replace(_PS, b"\\u2029")
+    # U+2028/U+2029 are three-byte sequences: ASCII-only output (the usual case) holds neither,
+    # and isascii() is ten times cheaper than the two substring searches.
+    if not out.isascii():
+        if _LS in out:
+            out = out.replace(_LS, b"\\u2028")
+        if _PS in out:
+            out = out.replace(_PS, b"\\u2029")
     return out
 
 

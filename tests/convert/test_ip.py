@@ -12,6 +12,7 @@ from apiserver.convert._ip import (
     b64,
     canonical_addr_cluster,
     canonical_net_ip,
+    net_ip_string,
     net_ip_text,
     netip_text,
     parse_addr,
@@ -40,6 +41,7 @@ from apiserver.convert._ip import (
 )
 def test_text_forms(text: str, net_ip: str, netip: str) -> None:
     assert canonical_net_ip(text) == net_ip
+    assert net_ip_string(text) == net_ip  # the uncached form used for endpoint addresses
     assert canonical_addr_cluster(text) == netip
 
 
@@ -52,6 +54,7 @@ def test_text_forms(text: str, net_ip: str, netip: str) -> None:
 def test_invalid_addresses(text: str) -> None:
     assert parse_addr(text) is None
     assert canonical_net_ip(text) is None
+    assert net_ip_string(text) is None
     assert canonical_addr_cluster(text) is None
 
 
