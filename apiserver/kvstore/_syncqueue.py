@@ -114,6 +114,10 @@ class SyncQueue:
             keys.append(key)
             values.append(value)
         inflight.update(keys)
+        if not pending:
+            # A set never shrinks its table: after the initial export this one would keep
+            # ~2 MB per 50k keys for the life of the process.
+            self.pending = set()
         if settled:
             self._settle(settled)
         return keys, values
@@ -123,6 +127,8 @@ class SyncQueue:
             # A key queued again meanwhile is not done: its newer value must reach etcd first.
             pending = self.pending
             self.sync_wait.difference_update([k for k in keys if k not in pending])
+            if not self.sync_wait:
+                self.sync_wait = set()  # release its table (see ``take``)
         if self.failures:
             for key in keys:
                 if self.failures.pop(key, None) is not None:

@@ -57,7 +57,10 @@ class LeaseManager:
         self.ttl = ttl
         self.max_keys_per_lease = max_keys_per_lease
         self.keepalive_interval = keepalive_interval if keepalive_interval is not None else ttl / 3
-        self._keys: dict[str, int] = {}
+        # Key prefix -> key relative to it -> lease. Sync stores pass their prefix and relative
+        # keys, so this map shares the key strings they already hold: building full keys here
+        # cost 18 MB of strings per 213k keys. Keys given without a prefix live under "".
+        self._keys: dict[str, dict[str, int]] = {}
         # Lease -> how many keys it holds. Only counts: the keys are in ``_keys`` already, and a
         # second copy per lease (a set of 200k strings) is 10+ MB; lease loss, the one reader of
         # "keys of a lease", is rare enough to scan ``_keys``.
@@ -74,19 +77,27 @@ class LeaseManager:
         return len(self._leases)
 
     def lease_of(self, key: str) -> int:
-        """The lease ``key`` is attached to, or 0."""
-        return self._keys.get(key, 0)
+        """The lease ``key`` (a full key) is attached to, or 0."""
+        for prefix, group in self._keys.items():
+            if key.startswith(prefix):
+                lease = group.get(key[len(prefix):], 0)
+                if lease:
+                    return lease
+        return 0
 
     def keys_of(self, lease_id: int) -> set[str]:
-        return {key for key, lease in self._keys.items() if lease == lease_id}
+        """The full keys attached to ``lease_id``."""
+        return {prefix + key for prefix, group in self._keys.items()
+                for key, lease in group.items() if lease == lease_id}
 
     async def lease_for(self, key: str) -> int:
         """The lease to put ``key`` with (its current one, or a slot on a live lease)."""
         return (await self.leases_for((key,)))[0]
 
-    async def leases_for(self, keys: Sequence[str]) -> list[int]:
-        """``lease_for`` for a whole batch: awaits only when a new lease must be granted."""
-        assigned = self._keys
+    async def leases_for(self, keys: Sequence[str], *, prefix: str = "") -> list[int]:
+        """``lease_for`` for a whole batch of the keys ``prefix + key``: awaits only when a new
+        lease must be granted. A key must always be given with the same ``prefix``."""
+        assigned = self._keys.setdefault(prefix, {})
         new = list(dict.fromkeys(k for k in keys if k not in assigned))
         while new:
             members = self._leases.get(self._current)
@@ -100,9 +111,10 @@ class LeaseManager:
             new = new[len(take):]
         return [assigned[k] for k in keys]
 
-    def forget(self, key: str) -> None:
-        """``key`` was deleted: free its slot on its lease."""
-        lease = self._keys.pop(key, None)
+    def forget(self, key: str, *, prefix: str = "") -> None:
+        """``prefix + key`` was deleted: free its slot on its lease."""
+        group = self._keys.get(prefix)
+        lease = group.pop(key, None) if group is not None else None
         if lease is not None and lease in self._leases:
             self._leases[lease] -= 1
 
@@ -135,8 +147,9 @@ class LeaseManager:
         if self._leases.pop(lease_id, None) is None:
             return
         keys = sorted(self.keys_of(lease_id))
-        for key in keys:
-            del self._keys[key]
+        for group in self._keys.values():
+            for key in [k for k, lease in group.items() if lease == lease_id]:
+                del group[key]
         if self._current == lease_id:
             self._current = 0
         log.warning("Lease expired", lease_id=f"{lease_id:x}", keys=len(keys))

@@ -298,12 +298,13 @@ class SyncStore:
         lease_ids: list[int] = []
         started = time.perf_counter()
         try:
-            full = [base + k for k in keys]  # once: the lease manager keeps these strings
-            put_keys = [f for f, v in zip(full, values, strict=True) if v is not None]
-            lease_ids = await self._leases.leases_for(put_keys) if put_keys else []
+            # Relative keys + prefix: the lease manager then shares our key strings; the full
+            # keys below live only as long as the Txn.
+            put_keys = [k for k, v in zip(keys, values, strict=True) if v is not None]
+            lease_ids = await self._leases.leases_for(put_keys, prefix=base) if put_keys else []
             leases = iter(lease_ids)
-            ops: list[Op] = [Put(f, v, next(leases)) if v is not None else Delete(f)
-                             for f, v in zip(full, values, strict=True)]
+            ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
+                             for k, v in zip(keys, values, strict=True)]
             async with self._limiter, asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:
@@ -323,7 +324,7 @@ class SyncStore:
         self._succeeded()
         deleted, stale_deleted = self._queue.succeeded(keys, values)
         for key in deleted:
-            self._leases.forget(base + key)
+            self._leases.forget(key, prefix=base)
         if stale_deleted and self._metrics is not None:
             self._m_stale.inc(stale_deleted)
         self.keys_written += len(keys)

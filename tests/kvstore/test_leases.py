@@ -56,6 +56,23 @@ async def test_keys_share_a_lease_until_it_is_full(kv: MemoryKV) -> None:
     assert leases.keys_of(ids[0]) == {"k0", "k2", "new"}
 
 
+async def test_keys_given_with_a_prefix_are_full_keys_everywhere_else(kv: MemoryKV) -> None:
+    leases = LeaseManager(kv, ttl=30, max_keys_per_lease=3)
+    ids = await leases.leases_for(["a", "b"], prefix="p/")
+    lost: list[list[str]] = []
+    leases.on_expired(lost.append)
+    assert await leases.lease_for("c") == ids[0]  # the same lease fills up across prefixes
+    assert leases.lease_of("p/a") == ids[0] and leases.lease_of("a") == 0
+    assert leases.keys_of(ids[0]) == {"p/a", "p/b", "c"}
+    leases.forget("a", prefix="p/")
+    assert leases.lease_of("p/a") == 0
+    assert await leases.leases_for(["z"], prefix="q/") == [ids[0]]  # the freed slot is reused
+    kv.expire_lease(ids[0])
+    assert await leases.check([ids[0]]) == [ids[0]]
+    assert lost == [["c", "p/b", "q/z"]]
+    assert leases.lease_of("p/b") == 0 and leases.lease_of("q/z") == 0
+
+
 async def test_concurrent_callers_grant_one_lease(kv: MemoryKV) -> None:
     leases = LeaseManager(kv, ttl=30)
     a, b = await asyncio.gather(leases.lease_for("a"), leases.lease_for("b"))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from apiserver.kvstore._backend import CompactedError, UnavailableError, WatchBatch
+from apiserver.kvstore._backend import CompactedError, KeyValue, UnavailableError, WatchBatch
 from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstore.watchstore import WatchStore, WatchStoreBusyError
 
@@ -239,3 +239,40 @@ async def test_ended_watch_stream_is_a_connection_error() -> None:
     store = WatchStore(Recorder())
     with pytest.raises(UnavailableError, match="ended unexpectedly"):
         await store.watch(EndingWatch(), PREFIX)  # type: ignore[arg-type]
+
+
+class PagedList:
+    """A backend listing ``pages`` pages of ``per_page`` keys, failing at page ``fail_at`` if set."""
+
+    def __init__(self, pages: int, per_page: int, fail_at: int | None = None) -> None:
+        self.kv = MemoryKV()
+        self.pages, self.per_page, self.fail_at = pages, per_page, fail_at
+        self.served = 0
+
+    async def iter_prefix(self, prefix: str, **kw: object) -> AsyncIterator[object]:
+        for page in range(self.pages):
+            if page == self.fail_at:
+                raise UnavailableError("listing broke")
+            self.served += 1
+            yield [KeyValue(f"{prefix}p{page}-{i:05}", b"%d" % i) for i in range(self.per_page)], 7
+
+    def watch(self, prefix: str, *, start_revision: int = 0) -> AsyncIterator[WatchBatch]:
+        return self.kv.watch(prefix, start_revision=start_revision)
+
+
+async def test_paged_listing_is_delivered_in_order_and_complete() -> None:
+    backend = PagedList(pages=3, per_page=2_500)  # pages larger than one slice between yields
+    rec = Recorder()
+    store = WatchStore(rec)
+    task = await run(store, backend)
+    assert [k for _, k in rec.log] == [f"p{p}-{i:05}" for p in range(3) for i in range(2_500)]
+    await stop(task)
+
+
+async def test_an_error_on_a_later_page_propagates_and_nothing_is_deleted() -> None:
+    backend = PagedList(pages=3, per_page=10, fail_at=1)
+    rec = Recorder()
+    store = WatchStore(rec)
+    with pytest.raises(UnavailableError, match="listing broke"):
+        await store.watch(backend, PREFIX)  # type: ignore[arg-type]
+    assert len(rec.state) == 10 and not store.synced and backend.served == 1
