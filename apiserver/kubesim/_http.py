@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from apiserver.kubesim._api import Api, Deletion, parse_body
 from apiserver.kubesim._faults import Faults
 from apiserver.kubesim._resources import ResourceType
 from apiserver.kubesim._routing import Target, resolve
-from apiserver.kubesim._selectors import parse_field_selector, parse_label_selector
+from apiserver.kubesim._selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from apiserver.kubesim._watch import Stored, Watcher
 
 log = get_logger(__name__)
@@ -50,6 +50,14 @@ def _bool(query: Any, name: str) -> bool:
         return False
     raise errors.bad_request(f'{name}: Invalid value: "{value}": strconv.ParseBool: parsing "{value}": '
                              f"invalid syntax")
+
+
+def _selectors(query: Mapping[str, str]) -> tuple[LabelSelector, FieldSelector]:
+    """The request's label and field selectors; 400 Bad Request when either does not parse."""
+    try:
+        return parse_label_selector(query.get("labelSelector")), parse_field_selector(query.get("fieldSelector"))
+    except ValueError as exc:
+        raise errors.bad_request(str(exc)) from None
 
 
 def _int(query: Any, name: str) -> int:
@@ -218,11 +226,7 @@ class HttpFrontend:
     async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        try:
-            labels = parse_label_selector(q.get("labelSelector"))
-            fields = parse_field_selector(q.get("fieldSelector"))
-        except ValueError as exc:
-            raise errors.bad_request(str(exc)) from None
+        labels, fields = _selectors(q)
         rv = q.get("resourceVersion")
         await self._wait_fresh(rv)
         result = self.api.list(rt, target.namespace, rv=rv, match=q.get("resourceVersionMatch"),
@@ -242,11 +246,7 @@ class HttpFrontend:
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        try:
-            labels = parse_label_selector(q.get("labelSelector"))
-            fields = parse_field_selector(q.get("fieldSelector"))
-        except ValueError as exc:
-            raise errors.bad_request(str(exc)) from None
+        labels, fields = _selectors(q)
         if target.name is not None:  # the deprecated /watch/.../<name> form
             fields = parse_field_selector(f"metadata.name={target.name}")
         timeout = _int(q, "timeoutSeconds")
