@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -332,11 +333,23 @@ class EtcdServer:
         if self._proc is None or self._proc.poll() is not None:
             return "etcd is not running"
         try:
+            # etcd also serves the client API on its *peer* port: if our client port is another
+            # running etcd's peer port, that etcd answers until our process dies of "address in
+            # use". Only a member list naming our own client URL proves the answer is ours (the peer
+            # URL would not do: a data dir made by etcdinit keeps the peer URL it was created with).
             # Short timeouts: etcdctl otherwise retries a refused connection for its whole timeout.
+            members = self.etcdctl("member", "list", "-w", "json", "--dial-timeout=300ms",
+                                   "--command-timeout=500ms", check=False, timeout=5.0)
+            if members.returncode != 0:
+                return members.stderr.strip() or f"etcdctl exited {members.returncode}"
+            client_urls = {url for member in json.loads(members.stdout).get("members", [])
+                           for url in member.get("clientURLs", [])}
+            if self.client_url not in client_urls:
+                return f"another etcd answers on {self.client_url} (port clash)"
             put = self.etcdctl("put", _PROBE_KEY, "1", "--dial-timeout=300ms", "--command-timeout=500ms",
                                check=False, timeout=5.0)
         except subprocess.TimeoutExpired:
-            return "etcdctl put timed out"
+            return "etcdctl timed out"
         if put.returncode != 0:
             return put.stderr.strip() or f"etcdctl exited {put.returncode}"
         self.etcdctl("del", _PROBE_KEY)

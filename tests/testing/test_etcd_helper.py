@@ -126,3 +126,20 @@ def test_scratch_dirs_of_dead_test_processes_are_swept() -> None:
     finally:
         shutil.rmtree(ours, ignore_errors=True)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def test_client_port_on_another_etcds_peer_port_is_not_mistaken_for_ours() -> None:
+    """etcd serves the client API on its peer port too: a new server whose client port is a running
+    server's peer port must not report that other etcd as itself (it retries on fresh ports)."""
+    first = EtcdServer(name="first").start_sync()
+    second = EtcdServer(name="second")
+    try:
+        second._client_port = first._peer_port  # the clash the kernel can hand out
+        second.start_sync()
+        assert second.client_url != f"http://127.0.0.1:{first._peer_port}"
+        members = second.etcdctl("member", "list").stdout
+        assert "second" in members and "first" not in members
+        assert first.etcdctl("get", "--prefix", "", "--keys-only").stdout.strip() == ""
+    finally:
+        second.stop_sync()
+        first.stop_sync()
