@@ -15,11 +15,6 @@ Eventually = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-def kv() -> MemoryKV:
-    return MemoryKV()
-
-
-@pytest.fixture
 async def running(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
     manager = LeaseManager(kv, ttl=30, keepalive_interval=0.01)
     manager.start()

@@ -67,6 +67,13 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+async def hold_in_flight(kv: MemoryKV, store: SyncStore, eventually: Eventually, key: str, value: bytes) -> None:
+    """Pause the backend and upsert ``key``: returns once its write is in flight (and held)."""
+    kv.pause()
+    store.upsert(key, value)
+    await eventually(lambda: kv.in_flight["apply"] == 1)
+
+
 async def test_upserts_are_written_with_a_lease(kv: MemoryKV, make_store: MakeStore,
                                                 eventually: Eventually) -> None:
     store = await make_store()
@@ -210,9 +217,7 @@ async def test_delete_after_an_ambiguous_put_failure_still_deletes(kv: MemoryKV,
                                                                     eventually: Eventually) -> None:
     store = await make_store()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("k", b"v")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "k", b"v")
     kv.fail_next(1, ops={"apply"}, after=True)  # the put lands, but is reported as failed
     store.delete("k")
     kv.resume()
@@ -224,9 +229,7 @@ async def test_newer_value_arriving_while_older_is_in_flight_wins(kv: MemoryKV, 
                                                                   eventually: Eventually) -> None:
     store = await make_store()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("k", b"v1")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "k", b"v1")
     store.upsert("k", b"v2")
     kv.resume()
     await eventually(lambda: store.pending_writes == 0 and data(kv)[f"{PREFIX}/k"] == b"v2")
@@ -237,9 +240,7 @@ async def test_newer_value_survives_a_failure_of_the_older_write(kv: MemoryKV, m
                                                                  eventually: Eventually) -> None:
     store = await make_store()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("k", b"v1")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "k", b"v1")
     store.upsert("k", b"v2")
     kv.fail_next(1, ops={"apply"})
     kv.resume()
@@ -279,9 +280,7 @@ async def test_canary_waits_for_a_failing_in_flight_batch(kv: MemoryKV, make_sto
                                                           eventually: Eventually) -> None:
     store = await make_store()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("n", b"v")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "n", b"v")
     kv.fail_next(1, ops={"apply"})
     store.mark_synced()
     kv.resume()
@@ -293,9 +292,7 @@ async def test_canary_waits_for_a_value_queued_behind_an_in_flight_write(
         kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> None:
     store = await make_store()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("n", b"v1")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "n", b"v1")
     store.upsert("n", b"v2")
     store.mark_synced()
     kv.resume()
@@ -402,9 +399,7 @@ async def test_stop_is_bounded_when_etcd_hangs(kv: MemoryKV, leases: LeaseManage
     store = SyncStore(kv, leases, prefix=PREFIX, cluster_name="c1")
     await store.start()
     await warm_up(store, eventually)
-    kv.pause()
-    store.upsert("k", b"v")
-    await eventually(lambda: kv.in_flight["apply"] == 1)
+    await hold_in_flight(kv, store, eventually, "k", b"v")
     started = time.monotonic()
     await store.stop(drain_timeout=0.2)
     assert time.monotonic() - started < 2.0
