@@ -98,7 +98,7 @@ class Exporter:
         self._limiter = limiter
         timings = timings or ExporterTimings()
         cluster = options.cluster
-        self.leases = LeaseManager(backend, options.lease_ttl,
+        self.leases = LeaseManager(backend, options.lease_ttl, grant_ahead=True,
                                    keepalive_interval=timings.lease_keepalive_interval)
         self._config = ClusterConfigEnforcer(
             backend, self.leases, cluster.name,

@@ -133,5 +133,4 @@ class EndpointHandler(SyncedHandler):
     def _write(self, upserts: dict[str, bytes], deletes: list[str]) -> None:
         for key in deletes:
             self.store.delete(key)
-        for key, value in upserts.items():
-            self.store.upsert(key, value)
+        self.store.upsert_many(upserts)

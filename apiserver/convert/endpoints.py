@@ -15,6 +15,7 @@ Which object owns a key claimed by several objects is decided by :class:`IPOwner
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,6 +96,80 @@ def cilium_endpoint_slice_owner(obj: Mapping[str, Any]) -> str:
 
 def cilium_endpoint_ip_entries(obj: Mapping[str, Any], skipped: list[str] | None = None) -> dict[str, bytes]:
     """All ``{ip: value}`` entries of a CiliumEndpoint (``status.*`` fields)."""
+    entries = _plain_endpoint_entries(obj)
+    return entries if entries is not None else _checked_endpoint_entries(obj, skipped)
+
+
+# Names with only these characters need neither JSON escaping nor the name checks' slow paths.
+_PLAIN_NAMES = re.compile(r"[-.0-9A-Za-z_]*")
+_PLAIN_NAME_MAX = 253  # a DNS subdomain
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _plain_endpoint_entries(obj: Any) -> dict[str, bytes] | None:
+    """The usual CiliumEndpoint, at a third of the checked path's cost (100k of them per list).
+
+    ``None`` when anything is unusual (a wrong type, an odd name, an invalid address): the checked
+    path then gives the same result or the precise error. Each condition below is one under which
+    the checked path reads the same values and raises nothing.
+    """
+    if type(obj) is not dict:
+        return None
+    meta, status = obj.get("metadata"), obj.get("status")
+    if type(meta) is not dict or type(status) is not dict:
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace")
+    identity, encryption = status.get("identity"), status.get("encryption")
+    account, networking = status.get("service-account"), status.get("networking")
+    if account is None:
+        account = ""
+    if (type(name) is not str or type(namespace) is not str or type(account) is not str
+            or not name or not namespace or len(name) > _PLAIN_NAME_MAX or len(namespace) > _PLAIN_NAME_MAX
+            or len(account) > _PLAIN_NAME_MAX or _PLAIN_NAMES.fullmatch(f"{name}{namespace}{account}") is None):
+        return None
+    identity_id = 0 if identity is None else identity.get("id", 0) if type(identity) is dict else None
+    key = 0 if encryption is None else encryption.get("key", 0) if type(encryption) is dict else None
+    if identity_id is None:
+        identity_id = 0 if type(identity) is dict else None
+    if key is None:
+        key = 0 if type(encryption) is dict else None
+    if (type(identity_id) is not int or type(key) is not int or not _INT64_MIN <= identity_id <= _INT64_MAX
+            or not _INT64_MIN <= key <= _INT64_MAX):
+        return None
+    if networking is None:
+        return {}
+    if type(networking) is not dict:
+        return None
+    node, addresses = networking.get("node"), networking.get("addressing")
+    if node is None:
+        node = ""
+    elif type(node) is not str:
+        return None
+    if not addresses:
+        return {} if addresses is None or type(addresses) is list else None
+    if type(addresses) is not list:
+        return None
+    prefix = (f'","Mask":null,"HostIP":"{canonical_net_ip(node) or ""}","ID":{identity_id & _UINT32},'
+              f'"Key":{key & _UINT8},"Metadata":"","K8sNamespace":"{namespace}","K8sPodName":"{name}"')
+    tail = (f'{prefix},"K8sServiceAccount":"{account}"}}' if account else prefix + "}").encode()
+    out: dict[str, bytes] = {}
+    for pair in addresses:
+        if type(pair) is not dict:
+            return None
+        for field in _ADDRESS_FIELDS:
+            text = pair.get(field)
+            if text is None or text == "":
+                continue
+            if type(text) is not str:
+                return None
+            ip = net_ip_string(text)
+            if ip is None:
+                return None
+            out[ip] = b'{"IP":"' + ip.encode() + tail
+    return out
+
+
+def _checked_endpoint_entries(obj: Mapping[str, Any], skipped: list[str] | None) -> dict[str, bytes]:
     meta = a.metadata(obj)
     name = a.name_of(meta)
     namespace = a.namespace_of(meta)

@@ -34,8 +34,20 @@ class IPOwnership:
         ``upserts`` holds the keys ``owner`` is primary for plus keys handed over to a pending
         owner; ``deletes`` the keys no object claims any more.
         """
-        upserts: dict[str, bytes] = {}
         primary = self._primary
+        if owner not in self._keys_of and type(entries) is dict:
+            # A new owner (every endpoint of an initial list): nothing to release, and usually no
+            # key claimed by anybody else, so its entries are the upserts as they are.
+            contested = [key for key in entries if primary.setdefault(key, owner) != owner]
+            if entries:
+                self._keys_of[owner] = tuple(entries)
+            if not contested:
+                return entries, []
+            pending = self._pending
+            for key in contested:
+                pending.setdefault(key, {})[owner] = entries[key]
+            return {k: v for k, v in entries.items() if primary[k] == owner}, []
+        upserts: dict[str, bytes] = {}
         for key, value in entries.items():
             current = primary.setdefault(key, owner)
             if current == owner:

@@ -64,6 +64,20 @@ class SyncQueue:
         self._enqueue(key)
         return True
 
+    def upsert_many(self, items: Iterable[tuple[str, bytes]]) -> int:
+        """``upsert`` for each pair (inlined: a list of 100k endpoints comes through here)."""
+        state, pending, order = self.state, self.pending, self.order
+        queued = 0
+        for key, value in items:
+            if state.get(key) == value:
+                continue
+            state[key] = value
+            queued += 1
+            if key not in pending:
+                pending.add(key)
+                order.append(key)
+        return queued
+
     def delete(self, key: str) -> bool:
         """Queue the deletion of a key upserted before; True if queued."""
         if self.state.pop(key, None) is None:
@@ -92,18 +106,40 @@ class SyncQueue:
     def take(self, limit: int) -> tuple[list[str], list[bytes | None]]:
         """Up to ``limit`` keys that need an etcd op, with their value (None = delete). Keys that
         need none are settled on the spot; keys still in flight wait in ``blocked``."""
-        order, pending, state, written, uncertain, inflight = (
-            self.order, self.pending, self.state, self.written, self.uncertain, self.inflight)
+        order, pending, state, written, inflight = self.order, self.pending, self.state, self.written, self.inflight
+        popleft = order.popleft
+        keys: list[str] = []
+        values: list[bytes | None] = []
+        while order and len(keys) < limit:
+            taken = [popleft() for _ in range(min(limit - len(keys), len(order)))]
+            taken_values: list[bytes | None] = list(map(state.get, taken))
+            # The bulk case (an initial sync): new keys, none in flight, none deleted. Set
+            # operations and ``map`` run in C; the per-key loop is for everything else.
+            if ((inflight and not inflight.isdisjoint(taken)) or None in taken_values
+                    or any(map(written.__contains__, taken))):
+                taken, taken_values = self._filter_taken(taken, taken_values)
+            else:
+                pending.difference_update(taken)
+            keys += taken
+            values += taken_values
+        inflight.update(keys)
+        if not pending:
+            # A set never shrinks its table: after the initial export this one would keep
+            # ~2 MB per 50k keys for the life of the process.
+            self.pending = set()
+        return keys, values
+
+    def _filter_taken(self, taken: list[str], taken_values: list[bytes | None]
+                      ) -> tuple[list[str], list[bytes | None]]:
+        pending, written, uncertain, inflight = self.pending, self.written, self.uncertain, self.inflight
         keys: list[str] = []
         values: list[bytes | None] = []
         settled: list[str] = []
-        while order and len(keys) < limit:
-            key = order.popleft()
+        for key, value in zip(taken, taken_values, strict=True):
             if key in inflight:
                 self.blocked.append(key)
                 continue
             pending.discard(key)
-            value = state.get(key)
             if value is None:
                 if key not in written and key not in uncertain:
                     settled.append(key)  # upserted then deleted before it was ever written
@@ -113,11 +149,6 @@ class SyncQueue:
                 continue
             keys.append(key)
             values.append(value)
-        inflight.update(keys)
-        if not pending:
-            # A set never shrinks its table: after the initial export this one would keep
-            # ~2 MB per 50k keys for the life of the process.
-            self.pending = set()
         if settled:
             self._settle(settled)
         return keys, values
@@ -126,7 +157,10 @@ class SyncQueue:
         if self.sync_wait:
             # A key queued again meanwhile is not done: its newer value must reach etcd first.
             pending = self.pending
-            self.sync_wait.difference_update([k for k in keys if k not in pending])
+            if pending.isdisjoint(keys):
+                self.sync_wait.difference_update(keys)
+            else:
+                self.sync_wait.difference_update([k for k in keys if k not in pending])
             if not self.sync_wait:
                 self.sync_wait = set()  # release its table (see ``take``)
         if self.failures:
@@ -144,12 +178,15 @@ class SyncQueue:
         """A batch was applied. Returns the deleted keys and how many of them were stale."""
         written = self.written
         deleted: list[str] = []
-        for key, value in zip(keys, values, strict=True):
-            if value is None:
-                written.pop(key, None)
-                deleted.append(key)
-            else:
-                written[key] = value
+        if None not in values:
+            written.update(zip(keys, values, strict=True))  # type: ignore[arg-type]
+        else:
+            for key, value in zip(keys, values, strict=True):
+                if value is None:
+                    written.pop(key, None)
+                    deleted.append(key)
+                else:
+                    written[key] = value
         if self.uncertain:
             self.uncertain.difference_update(keys)
         stale_deleted = 0

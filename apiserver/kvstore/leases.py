@@ -13,7 +13,9 @@ leases; it never writes keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
+from itertools import filterfalse
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import KVBackend, KVStoreError, LeaseNotFoundError
@@ -52,10 +54,17 @@ class LeaseManager:
     """Hands out lease IDs per key and keeps the leases alive (see the module docstring)."""
 
     def __init__(self, backend: KVBackend, ttl: float = DEFAULT_LEASE_TTL, *,
-                 max_keys_per_lease: int = MAX_KEYS_PER_LEASE, keepalive_interval: float | None = None) -> None:
+                 max_keys_per_lease: int = MAX_KEYS_PER_LEASE, keepalive_interval: float | None = None,
+                 grant_ahead: bool = False) -> None:
         self._backend = backend
         self.ttl = ttl
         self.max_keys_per_lease = max_keys_per_lease
+        # Grant the next lease in the background once the current one is half full. Without it,
+        # bulk writers stop every 1000 keys for a grant that queues behind their own Txns in etcd:
+        # at 100k keys/s that is a stall every 10 ms (measured: a third of an initial export).
+        self._grant_ahead = grant_ahead
+        self._spare = 0  # a granted lease no key uses yet, next in line
+        self._granting_ahead: asyncio.Task[None] | None = None
         self.keepalive_interval = keepalive_interval if keepalive_interval is not None else ttl / 3
         # Key prefix -> key relative to it -> lease. Sync stores pass their prefix and relative
         # keys, so this map shares the key strings they already hold: building full keys here
@@ -98,7 +107,7 @@ class LeaseManager:
         """``lease_for`` for a whole batch of the keys ``prefix + key``: awaits only when a new
         lease must be granted. A key must always be given with the same ``prefix``."""
         assigned = self._keys.setdefault(prefix, {})
-        new = list(dict.fromkeys(k for k in keys if k not in assigned))
+        new = list(dict.fromkeys(filterfalse(assigned.__contains__, keys)))
         while new:
             members = self._leases.get(self._current)
             if members is None or members >= self.max_keys_per_lease:
@@ -106,10 +115,27 @@ class LeaseManager:
                 new = [k for k in new if k not in assigned]  # another writer may have placed some
                 continue
             take = new[:self.max_keys_per_lease - members]
-            self._leases[self._current] = members + len(take)
+            members += len(take)
+            self._leases[self._current] = members
             assigned.update(dict.fromkeys(take, self._current))
             new = new[len(take):]
-        return [assigned[k] for k in keys]
+            if (self._grant_ahead and not self._spare and self._granting_ahead is None
+                    and 2 * members >= self.max_keys_per_lease):
+                self._granting_ahead = asyncio.get_running_loop().create_task(self._grant_spare())
+        return list(map(assigned.__getitem__, keys))
+
+    async def _grant_spare(self) -> None:
+        try:
+            async with self._grant_lock:
+                if not self._spare:
+                    lease = await self._backend.grant_lease(self.ttl)
+                    self._leases[lease] = 0
+                    self._spare = lease
+                    log.info("New lease successfully acquired", lease_id=f"{lease:x}", ttl=self.ttl)
+        except KVStoreError as exc:  # the next writer that needs room grants one itself, or fails
+            log.warning("Unable to grant a lease ahead of need", error=str(exc))
+        finally:
+            self._granting_ahead = None
 
     def forget(self, key: str, *, prefix: str = "") -> None:
         """``prefix + key`` was deleted: free its slot on its lease."""
@@ -121,6 +147,10 @@ class LeaseManager:
     async def _make_room(self) -> None:
         """Make ``self._current`` a live lease with a free slot, granting one if none has room."""
         async with self._grant_lock:
+            spare, self._spare = self._spare, 0
+            if spare in self._leases:
+                self._current = spare
+                return
             for lease, members in self._leases.items():
                 if members < self.max_keys_per_lease:
                     self._current = lease
@@ -213,6 +243,10 @@ class LeaseManager:
         """Stop the keepalives. Upstream does not revoke on SIGTERM (keys outlive a restart by up
         to one TTL); ``revoke=True`` deletes every key we attached, at once."""
         await self._task.stop()
+        if self._granting_ahead is not None:
+            self._granting_ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._granting_ahead
         if not revoke:
             return
         for lease_id in list(self._leases):
@@ -222,4 +256,4 @@ class LeaseManager:
                 log.warning("Unable to revoke lease", lease_id=f"{lease_id:x}", error=str(exc))
         self._leases.clear()
         self._keys.clear()
-        self._current = 0
+        self._current = self._spare = 0

@@ -150,6 +150,12 @@ class SyncStore:
         if self._queue.upsert(self._key(key), value) and not self._wake.is_set():
             self._wake.set()
 
+    def upsert_many(self, items: Mapping[str, bytes]) -> None:
+        """``upsert`` of every pair of ``items``."""
+        checked = self._key
+        if self._queue.upsert_many((checked(k), v) for k, v in items.items()) and not self._wake.is_set():
+            self._wake.set()
+
     def delete(self, key: str) -> None:
         """Queue the deletion of ``prefix/key``; a key never upserted in this process is ignored."""
         if self._queue.delete(self._key(key)) and not self._wake.is_set():
@@ -300,11 +306,17 @@ class SyncStore:
         try:
             # Relative keys + prefix: the lease manager then shares our key strings; the full
             # keys below live only as long as the Txn.
-            put_keys = [k for k, v in zip(keys, values, strict=True) if v is not None]
-            lease_ids = await self._leases.leases_for(put_keys, prefix=base) if put_keys else []
-            leases = iter(lease_ids)
-            ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
-                             for k, v in zip(keys, values, strict=True)]
+            ops: list[Op]
+            if None not in values:  # the usual batch: puts only
+                lease_ids = await self._leases.leases_for(keys, prefix=base)
+                ops = [Put(base + k, v, lease)  # type: ignore[arg-type]
+                       for k, v, lease in zip(keys, values, lease_ids, strict=True)]
+            else:
+                put_keys = [k for k, v in zip(keys, values, strict=True) if v is not None]
+                lease_ids = await self._leases.leases_for(put_keys, prefix=base) if put_keys else []
+                leases = iter(lease_ids)
+                ops = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
+                       for k, v in zip(keys, values, strict=True)]
             async with self._limiter, asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:

@@ -87,7 +87,7 @@ class KVStoreMeshDaemon:
         s = self.settings
         await self.health.start()
         self.backend = await self._connect_local()
-        self._leases = LeaseManager(self.backend, s.lease_ttl)
+        self._leases = LeaseManager(self.backend, s.lease_ttl, grant_ahead=True)
         self._leases.start()
         if s.enable_heartbeat:
             self._heartbeat = Heartbeat(self.backend, self._leases, limiter=self.limiter, metrics=self.metrics)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from _convert_golden import insert_after, k8s_object, listing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apiserver.convert import (
     ConversionError,
@@ -18,6 +20,7 @@ from apiserver.convert import (
     cilium_endpoint_slice_owner,
     slim_cilium_endpoint,
 )
+from apiserver.convert.endpoints import _checked_endpoint_entries, _plain_endpoint_entries
 
 PREFIX = "cilium/state/ip/v1/default"
 CEP, OVERLAP, CES = "ciliumendpoints.txtar", "ciliumendpoints-overlap.txtar", "ciliumendpointslices.txtar"
@@ -254,3 +257,58 @@ def test_slim_cilium_endpoint_keeps_only_what_is_read() -> None:
     assert set(slim["status"]) <= {"identity", "encryption", "service-account", "networking"}
     assert "labels" not in slim["status"].get("identity", {})
     assert len(repr(slim)) < len(repr(full))
+
+
+# -- the fast path for the usual CiliumEndpoint -------------------------------------------------
+
+def _mostly(valid: list[Any], odd: list[Any]) -> st.SearchStrategy[Any]:
+    """Each valid value ten times as likely as an odd one: the fast path must be reached often."""
+    return st.sampled_from(valid * 10 + odd)
+
+
+_NAMES = _mostly(["pod-1", "ns.with.dots", "Pod_1"], ["", "a/b", "ü-pod", 'q"uote', "<b>", "x" * 254, None, 5, True])
+_IDS = _mostly([None, 0, 65792, 300, -1, 2**40], [2**63, -(2**63) - 1, "5", True, 1.5])
+_ADDRESSES = _mostly(["10.0.0.1", "", None, "fd00:1:0::3", "FD00::1", "::ffff:10.1.1.1"],
+                     ["010.0.0.1", "fe80::1%eth0", "bad", 5])
+# Missing fields read as None: required keys with None among the values cover both.
+_ITEMS = st.one_of(st.fixed_dictionaries({"ipv4": _ADDRESSES, "ipv6": _ADDRESSES}),
+                   st.sampled_from([None, "10.0.0.1", ["10.0.0.1"]]))
+_NODES = _mostly([None, "", "172.18.0.3", "fd00::a", "::ffff:1.2.3.4"], ["bad", 7])
+_NETWORKING = st.one_of(
+    st.fixed_dictionaries({
+        "node": _NODES,
+        "addressing": st.one_of(st.lists(_ITEMS, min_size=1, max_size=3), st.sampled_from([None, "x", {}, []]))}),
+    st.sampled_from([None, "x", []]))
+_STATUS = st.fixed_dictionaries({
+    "identity": st.one_of(st.fixed_dictionaries({"id": _IDS}), st.sampled_from([None, 5])),
+    "encryption": st.one_of(st.fixed_dictionaries({"key": _IDS}), st.sampled_from([None, "x", {}])),
+    "service-account": _NAMES,
+    "networking": _NETWORKING,
+})
+_ENDPOINTS = st.one_of(
+    st.fixed_dictionaries({"metadata": st.fixed_dictionaries({"name": _NAMES, "namespace": _NAMES}),
+                           "status": st.one_of(_STATUS, st.sampled_from([None, "x"]))}),
+    st.sampled_from([None, [], {"metadata": "x"}]))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ENDPOINTS)
+def test_fast_path_gives_what_the_checked_path_gives(obj: Any) -> None:
+    fast = _plain_endpoint_entries(obj)
+    skipped: list[str] = []
+    try:
+        checked = _checked_endpoint_entries(obj, skipped)
+    except ConversionError:
+        assert fast is None  # the checked path then raises the precise error
+        return
+    if fast is not None:
+        assert not skipped and list(fast.items()) == list(checked.items())
+    assert cilium_endpoint_ip_entries(obj) == checked
+
+
+def test_usual_endpoints_take_the_fast_path() -> None:
+    for name in ("endpoint-1.yaml", "endpoint-2.yaml", "endpoint-3.yaml"):
+        obj = k8s_object(CEP, name)
+        fast = _plain_endpoint_entries(obj)
+        assert fast, name
+        assert fast == _checked_endpoint_entries(obj, [])

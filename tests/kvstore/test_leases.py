@@ -137,3 +137,29 @@ async def test_stop_revokes_only_when_asked(kv: MemoryKV) -> None:
     leases.start()
     await leases.stop(revoke=True)
     assert kv.snapshot() == {} and leases.lease_count == 0
+
+
+async def test_grant_ahead_has_the_next_lease_ready_before_the_current_one_is_full(
+        kv: MemoryKV, eventually: Eventually) -> None:
+    leases = LeaseManager(kv, ttl=30, max_keys_per_lease=4, grant_ahead=True)
+    [first] = set(await leases.leases_for(["a", "b"]))  # half full: the next lease is granted meanwhile
+    await eventually(lambda: kv.ops["grant_lease"] == 2)
+    kv.pause()  # a writer that had to wait for a grant now would hang
+    ids = await asyncio.wait_for(leases.leases_for(["c", "d", "e"]), 1.0)
+    assert ids[:2] == [first, first] and ids[2] != first and leases.lease_count == 2
+    kv.resume()
+    await leases.leases_for(["f"])  # the spare, now current, is half full: one more ahead
+    await eventually(lambda: kv.ops["grant_lease"] == 3)
+    assert leases.lease_count == 3
+    await leases.stop()
+
+
+async def test_a_failed_grant_ahead_leaves_granting_to_the_writer(kv: MemoryKV, eventually: Eventually) -> None:
+    leases = LeaseManager(kv, ttl=30, max_keys_per_lease=2, grant_ahead=True)
+    ids = await leases.leases_for(["a"])  # half full: a grant ahead is started (it has not run yet)
+    kv.fail_next(1, ops={"grant_lease"})
+    await eventually(lambda: kv.ops["grant_lease"] == 2 and leases._granting_ahead is None)
+    assert leases.lease_count == 1  # the failed grant left nothing behind
+    more = await leases.leases_for(["b", "c"])  # the writer grants what it needs itself
+    assert more[0] == ids[0] and more[1] != ids[0] and leases.lease_count == 2
+    await leases.stop()

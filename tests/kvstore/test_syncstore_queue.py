@@ -27,6 +27,34 @@ def test_upserts_coalesce_and_deletes_of_unknown_keys_are_dropped() -> None:
     assert q.take(10) == (["a", "b"], [b"2", b"1"])
 
 
+def test_upsert_many_is_upsert_of_each_pair() -> None:
+    one, many = SyncQueue(), SyncQueue()
+    pairs = [("a", b"1"), ("b", b"1"), ("a", b"2"), ("c", b"1"), ("b", b"1")]
+    queued = [one.upsert(k, v) for k, v in pairs]
+    assert many.upsert_many(pairs) == sum(queued) == 4
+    assert many.take(10) == one.take(10) == (["a", "b", "c"], [b"2", b"1", b"1"])
+    one.succeeded(["a", "b", "c"], [b"2", b"1", b"1"])
+    many.succeeded(["a", "b", "c"], [b"2", b"1", b"1"])
+    assert many.upsert_many([("a", b"2"), ("b", b"3")]) == 1 and many.take(10) == (["b"], [b"3"])
+
+
+def test_a_taken_batch_mixing_every_case_is_filtered_per_key() -> None:
+    q = SyncQueue()
+    for key in ("in-flight", "unchanged", "deleted-unwritten"):
+        q.upsert(key, b"1")
+    first = q.take(1)  # "in-flight"
+    q.succeeded(*q.take(1))  # "unchanged" written
+    q.upsert("in-flight", b"2")
+    q.upsert("unchanged", b"2")
+    q.upsert("unchanged", b"1")  # back to what etcd holds: nothing to write
+    q.delete("deleted-unwritten")
+    q.upsert("new", b"1")
+    assert q.take(10) == (["new"], [b"1"])
+    assert q.blocked == ["in-flight"]
+    q.succeeded(*first)
+    assert q.take(10) == (["in-flight"], [b"2"])
+
+
 def test_take_respects_the_limit_and_queue_order() -> None:
     q = SyncQueue()
     for i in range(5):
