@@ -26,14 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.config.config_exception import ConfigException
-
 from apiserver import __version__
 from apiserver._logging import get_logger
 from apiserver.cli._flags import CommaListAction, go_duration
 from apiserver.kube._cache import KubeObject
+from apiserver.kube._k8s_import import ConfigException, k8s_client, k8s_config
 from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.reflector import BatchHandler, ObjectHandler, Reflector, ReflectorMetrics, ReflectorOptions
 from apiserver.kube.resources import Resource, label_selector_for
@@ -174,7 +171,7 @@ async def load_configuration(options: KubeOptions, environ: Mapping[str, str] = 
         source = "kubeconfig"
     elif in_cluster(environ):
         try:
-            k8s_config.load_incluster_config(client_configuration=cfg, environ=environ)  # type: ignore[no-untyped-call]
+            k8s_config.load_incluster_config(client_configuration=cfg, environ=environ)
         except ConfigException as exc:
             raise KubeConfigError(f"in-cluster Kubernetes configuration: {exc}") from exc
         source = "in-cluster"

@@ -83,3 +83,34 @@ async def test_in_cluster_without_service_account_files() -> None:
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     with pytest.raises(KubeConfigError, match="in-cluster"):
         await build_client(KubeOptions(), environ=env)
+
+
+_FRESH_PROCESS = """
+import asyncio, sys
+from apiserver.kube import KubeOptions, build_client
+
+async def main():
+    async with await build_client(KubeOptions(kubeconfig_path=sys.argv[1])) as kube:
+        print(kube.host)
+    generated = [m for m in sys.modules if m.startswith("kubernetes_asyncio.client.models.")]
+    print(len(generated))
+    from kubernetes_asyncio import client
+    print(client.V1Pod.__name__, client.CoreV1Api.__name__)  # still there, loaded on first use
+
+asyncio.run(main())
+"""
+
+
+def test_the_client_is_configured_without_loading_generated_models(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(orjson.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:6443"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}).decode())
+    out = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(kubeconfig)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout.split("\n")
+    assert out[:3] == ["http://127.0.0.1:6443", "0", "V1Pod CoreV1Api"]
