@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
@@ -23,8 +22,9 @@ from apiserver.clustermesh.handlers import (
 )
 from apiserver.clustermesh.namespaces import NamespaceGate
 from apiserver.clustermesh.options import ExporterOptions
+from apiserver.clustermesh.rereads import NamespaceRereads
 from apiserver.clustermesh.services import Feed, ServiceExporter, ServiceExportExporter, Tee
-from apiserver.convert import cluster_config_value, local_cluster_config, slim_cilium_endpoint
+from apiserver.convert import cluster_config_value, local_cluster_config
 from apiserver.kube import (
     CILIUM_ENDPOINT_SLICES,
     CILIUM_ENDPOINTS,
@@ -34,9 +34,9 @@ from apiserver.kube import (
     NAMESPACES,
     SERVICE_EXPORTS,
     SERVICES,
+    CacheKind,
     Event,
     KubeClient,
-    KubeObject,
     Reflector,
     Resource,
 )
@@ -125,12 +125,12 @@ class Exporter:
         self._kube_metrics = KubeRequestMetrics(metrics)
         self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)
         self.reflectors: list[Reflector] = []
+        self._rereads: NamespaceRereads | None = None
         self._build_reflectors()
 
-    def _reflector(self, resource: Resource, handler: object, *, compact: bool = False,
-                   transform: Callable[[KubeObject], KubeObject] | None = None) -> Reflector:
+    def _reflector(self, resource: Resource, handler: object, *, cache: CacheKind = "objects") -> Reflector:
         reflector = self._kube.reflector(resource, handler, metrics=self._kube_metrics,  # type: ignore[arg-type]
-                                         compact_cache=compact, transform=transform)
+                                         cache=cache)
         self.reflectors.append(reflector)
         return reflector
 
@@ -141,19 +141,21 @@ class Exporter:
         identities = IdentityHandler(self.stores["identities"], gate, metrics)
         # The two big resources (100k+ objects) are only read back on namespace changes: keep them
         # serialized, which takes a fraction of the memory and of the garbage collector's time.
-        identity_reflector = self._reflector(CILIUM_IDENTITIES, identities, compact=True)
+        identity_reflector = self._reflector(CILIUM_IDENTITIES, identities, cache="compact")
         identity_reflector.add_index(NAMESPACE_INDEX, identity_namespace_index)
         gate.subscribe(lambda ns: identities.resync(identity_reflector.by_index(NAMESPACE_INDEX, ns)))
 
         slices = options.enable_cilium_endpoint_slice
         endpoints = EndpointHandler(self.stores["ip"], gate, slices=slices, metrics=metrics)
-        endpoint_reflector = self._reflector(CILIUM_ENDPOINT_SLICES if slices else CILIUM_ENDPOINTS, endpoints,
-                                             compact=True, transform=None if slices else slim_cilium_endpoint)
         if slices:
+            endpoint_reflector = self._reflector(CILIUM_ENDPOINT_SLICES, endpoints, cache="compact")
             endpoint_reflector.add_index(NAMESPACE_INDEX, endpoint_slice_namespace_index)
             gate.subscribe(lambda ns: endpoints.resync(endpoint_reflector.by_index(NAMESPACE_INDEX, ns)))
         else:
-            gate.subscribe(lambda ns: endpoints.resync(endpoint_reflector.list_namespace(ns)))
+            # The endpoints' entries live in the sync store; the cache needs only their versions.
+            endpoint_reflector = self._reflector(CILIUM_ENDPOINTS, endpoints, cache="metadata")
+            self._rereads = NamespaceRereads(endpoint_reflector, endpoints)
+            gate.subscribe(self._rereads)
 
         # Services join EndpointSlices (global services) and ServiceExports (MCS-API).
         service_handler, slice_handler = _LateHandler(), _LateHandler()
@@ -214,6 +216,8 @@ class Exporter:
     async def stop(self) -> None:
         """Close the watches, then let the stores finish in-flight and queued writes."""
         await asyncio.gather(self._namespace_reflector.stop(), *(r.stop() for r in self.reflectors))
+        if self._rereads is not None:
+            await self._rereads.stop()
         await asyncio.gather(*(s.stop() for s in self.stores.values()))
         await self._heartbeat.stop()
         await self._config.stop()

@@ -20,7 +20,6 @@ from .endpoints import (
     cilium_endpoint_owner,
     cilium_endpoint_slice_ip_entries,
     cilium_endpoint_slice_owner,
-    slim_cilium_endpoint,
 )
 from .gojson import go_json, go_map
 from .identities import convert_cilium_identity, identity_key, identity_namespace
@@ -66,6 +65,5 @@ __all__ = [
     "parse_cluster_config",
     "service_key",
     "service_selected",
-    "slim_cilium_endpoint",
     "validate_remote_config",
 ]

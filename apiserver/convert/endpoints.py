@@ -31,56 +31,11 @@ __all__ = [
     "cilium_endpoint_owner",
     "cilium_endpoint_slice_ip_entries",
     "cilium_endpoint_slice_owner",
-    "slim_cilium_endpoint",
 ]
 
 _UINT8, _UINT32 = 0xFF, 0xFFFFFFFF
 _ADDRESS_FIELDS = ("ipv4", "ipv6")
 _FIELD_PATHS = {field: f"addressing[].{field}" for field in _ADDRESS_FIELDS}
-
-
-# What ``cilium_endpoint_ip_entries`` reads (and the reflector: name, namespace, resourceVersion).
-_SLIM_METADATA = ("name", "namespace", "resourceVersion")
-_SLIM_STATUS = ("identity", "encryption", "service-account", "networking")
-_ABSENT = object()
-
-
-def _pick(source: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    # A plain loop: a comprehension costs a function call per object, and this runs 100k times.
-    out: dict[str, Any] = {}
-    get = source.get
-    for field in fields:
-        value = get(field, _ABSENT)
-        if value is not _ABSENT:
-            out[field] = value
-    return out
-
-
-def slim_cilium_endpoint(obj: Any) -> Any:
-    """A CiliumEndpoint reduced to what :func:`cilium_endpoint_ip_entries` reads, for caching.
-
-    The converter gives the same result (or raises the same way) on the slim object as on the
-    full one: every field it reads is kept as is, malformed or not; the rest (policy status,
-    health, named ports, labels, managed fields ...) is dropped. Real CiliumEndpoints are a few
-    kilobytes; the slim form is a fraction of that, for 100k cached objects.
-    """
-    if type(obj) is not dict:
-        return obj
-    slim: dict[str, Any] = {}
-    meta = obj.get("metadata", _ABSENT)
-    if meta is not _ABSENT:
-        slim["metadata"] = _pick(meta, _SLIM_METADATA) if type(meta) is dict else meta
-    status = obj.get("status", _ABSENT)
-    if status is not _ABSENT:
-        if type(status) is dict:
-            status = _pick(status, _SLIM_STATUS)
-            identity = status.get("identity")
-            if type(identity) is dict and "labels" in identity:
-                identity = identity.copy()
-                del identity["labels"]
-                status["identity"] = identity
-        slim["status"] = status
-    return slim
 
 
 def cilium_endpoint_owner(obj: Mapping[str, Any]) -> str:

@@ -4,7 +4,16 @@ Reads the Kubernetes API and hands decoded objects to a consumer; knows nothing 
 """
 
 from apiserver.kube._backoff import Backoff
-from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, index_by_service, object_key
+from apiserver.kube._cache import (
+    Cache,
+    CompactCache,
+    IndexFunc,
+    Key,
+    KubeObject,
+    MetadataCache,
+    index_by_service,
+    object_key,
+)
 from apiserver.kube._http import KubeAPIError
 from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.config import KubeClient, KubeConfigError, KubeOptions, add_kube_flags, build_client
@@ -13,6 +22,7 @@ from apiserver.kube.reflector import (
     DELETE,
     UPSERT,
     BatchHandler,
+    CacheKind,
     CountingMetrics,
     Event,
     EventKind,
@@ -50,6 +60,7 @@ __all__ = [
     "Backoff",
     "BatchHandler",
     "Cache",
+    "CacheKind",
     "CompactCache",
     "CountingMetrics",
     "Event",
@@ -61,6 +72,7 @@ __all__ = [
     "KubeConfigError",
     "KubeObject",
     "KubeOptions",
+    "MetadataCache",
     "ObjectHandler",
     "RateLimiter",
     "Reflector",

@@ -10,7 +10,8 @@ index values of an object (an iterable of strings, empty for none).
 
 ``CompactCache`` keeps each object serialized instead (orjson bytes, about a fifth of the memory of
 the decoded dicts, and nothing for the garbage collector to scan) and decodes on every read: for
-resources with 100k objects that consumers rarely read back, such as CiliumEndpoints.
+resources with 100k objects that consumers rarely read back. ``MetadataCache`` keeps only each
+object's resourceVersion, for resources whose consumer never reads objects back (CiliumEndpoints).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Cache:
         return obj
 
     @staticmethod
-    def _decode(stored: Any) -> KubeObject:
+    def _decode(key: Key, stored: Any) -> KubeObject:
         return stored  # type: ignore[no-any-return]
 
     def get(self, namespace: str, name: str) -> KubeObject | None:
@@ -72,7 +73,7 @@ class Cache:
 
     def get_key(self, key: Key) -> KubeObject | None:
         stored = self._items.get(key)
-        return None if stored is None else self._decode(stored)
+        return None if stored is None else self._decode(key, stored)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -87,11 +88,12 @@ class Cache:
         return list(self._items)
 
     def objects(self) -> list[KubeObject]:
-        return [self._decode(stored) for stored in self._items.values()]
+        decode = self._decode
+        return [decode(key, stored) for key, stored in self._items.items()]
 
     def list_namespace(self, namespace: str) -> list[KubeObject]:
         items, decode = self._items, self._decode
-        return [decode(items[k]) for k in self._by_namespace.get(namespace, ())]
+        return [decode(k, items[k]) for k in self._by_namespace.get(namespace, ())]
 
     def namespaces(self) -> list[str]:
         return list(self._by_namespace)
@@ -104,13 +106,13 @@ class Cache:
         index: dict[str, dict[Key, None]] = {}
         self._indices[name] = index
         for key, stored in self._items.items():
-            for value in fn(self._decode(stored)):
+            for value in fn(self._decode(key, stored)):
                 index.setdefault(value, {})[key] = None
 
     def by_index(self, name: str, value: str) -> list[KubeObject]:
         """Objects whose index ``name`` yields ``value``; ``KeyError`` for an unknown index."""
         items, decode = self._items, self._decode
-        return [decode(items[k]) for k in self._indices[name].get(value, ())]
+        return [decode(k, items[k]) for k in self._indices[name].get(value, ())]
 
     def index_values(self, name: str) -> list[str]:
         return list(self._indices[name])
@@ -120,7 +122,7 @@ class Cache:
     def put(self, key: Key, obj: KubeObject) -> KubeObject | None:
         """Store ``obj``; returns the object it replaced."""
         stored = self._items.get(key)
-        old = None if stored is None else self._decode(stored)
+        old = None if stored is None else self._decode(key, stored)
         self._items[key] = self._encode(obj)
         if old is None:
             bucket = self._by_namespace.get(key[0])
@@ -137,7 +139,7 @@ class Cache:
         stored = self._items.pop(key, None)
         if stored is None:
             return None
-        old = self._decode(stored)
+        old = self._decode(key, stored)
         bucket = self._by_namespace[key[0]]
         del bucket[key]
         if not bucket:
@@ -178,6 +180,33 @@ class CompactCache(Cache):
         return bytes(memoryview(orjson.dumps(obj)))
 
     @staticmethod
-    def _decode(stored: Any) -> KubeObject:
+    def _decode(key: Key, stored: Any) -> KubeObject:
         obj: KubeObject = orjson.loads(stored)
         return obj
+
+
+class MetadataCache(Cache):
+    """A ``Cache`` holding only each object's resourceVersion: reads return metadata stubs
+    (``{"metadata": {namespace, name, resourceVersion}}``).
+
+    For a resource whose consumer keeps what it derived from each object and never reads the
+    objects back (CiliumEndpoints: 100k+ of them, whose exported entries the sync store already
+    holds): the reflector still knows which objects exist, at which version, for relists and
+    deletes. Indexes are not supported (they would see the stubs only).
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _encode(obj: KubeObject) -> Any:
+        return obj["metadata"].get("resourceVersion") or ""
+
+    @staticmethod
+    def _decode(key: Key, stored: Any) -> KubeObject:
+        meta = {"namespace": key[0], "name": key[1]} if key[0] else {"name": key[1]}
+        if stored:
+            meta["resourceVersion"] = stored
+        return {"metadata": meta}
+
+    def add_index(self, name: str, fn: IndexFunc) -> None:
+        raise TypeError("a MetadataCache holds no objects to index")

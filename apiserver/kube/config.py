@@ -32,7 +32,14 @@ from apiserver.cli._flags import CommaListAction, go_duration
 from apiserver.kube._cache import KubeObject
 from apiserver.kube._k8s_import import ConfigException, k8s_client, k8s_config
 from apiserver.kube._ratelimit import RateLimiter
-from apiserver.kube.reflector import BatchHandler, ObjectHandler, Reflector, ReflectorMetrics, ReflectorOptions
+from apiserver.kube.reflector import (
+    BatchHandler,
+    CacheKind,
+    ObjectHandler,
+    Reflector,
+    ReflectorMetrics,
+    ReflectorOptions,
+)
 from apiserver.kube.resources import Resource, label_selector_for
 
 log = get_logger(__name__)
@@ -113,16 +120,16 @@ class KubeClient:
 
     def reflector(self, resource: Resource, handler: ObjectHandler | BatchHandler | None = None, *,
                   label_selector: str | None = None, options: ReflectorOptions | None = None,
-                  metrics: ReflectorMetrics | None = None, compact_cache: bool = False,
+                  metrics: ReflectorMetrics | None = None, cache: CacheKind = "objects",
                   transform: Callable[[KubeObject], KubeObject] | None = None) -> Reflector:
         """A reflector sharing this client's rate limiter and connection timeout; the label
         selector defaults to upstream's for the resource (service-proxy-name rule).
-        ``compact_cache`` and ``transform`` (when ``options`` is not given): see ``ReflectorOptions``."""
+        ``cache`` and ``transform`` (when ``options`` is not given): see ``ReflectorOptions``."""
         if label_selector is None:
             label_selector = label_selector_for(resource, self.options.service_proxy_name)
         if options is None:
             options = ReflectorOptions(connect_timeout=self.options.connection_timeout,
-                                       compact_cache=compact_cache, transform=transform)
+                                       cache=cache, transform=transform)
         return Reflector(self.api_client, resource, handler, label_selector=label_selector,
                          options=options, rate_limiter=self.rate_limiter, metrics=metrics)
 

@@ -41,14 +41,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from sys import intern
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
 import orjson
 
 from apiserver._logging import get_logger
 from apiserver.kube._backoff import Backoff
-from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject
+from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, MetadataCache
 from apiserver.kube._http import KubeAPIError, KubeHTTP, Query
 from apiserver.kube._lines import LineSplitter
 from apiserver.kube._ratelimit import RateLimiter
@@ -120,6 +120,10 @@ class CountingMetrics:
         self.errors[resource, verb, reason] += 1
 
 
+CacheKind = Literal["objects", "compact", "metadata"]
+_CACHES: dict[str, type[Cache]] = {"objects": Cache, "compact": CompactCache, "metadata": MetadataCache}
+
+
 @dataclass(frozen=True, slots=True)
 class ReflectorOptions:
     page_size: int = 500
@@ -134,8 +138,11 @@ class ReflectorOptions:
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
     progress_interval: float = 5.0  # list progress log period
-    # Keep cached objects serialized (``CompactCache``): a fraction of the memory, decoded on read.
-    compact_cache: bool = False
+    # What the cache keeps of each object: the object ("objects"), the object serialized
+    # ("compact", ``CompactCache``: a fraction of the memory, decoded on every read) or only its
+    # resourceVersion ("metadata", ``MetadataCache``: reads return metadata stubs; see
+    # ``reread_namespace`` for getting objects back).
+    cache: CacheKind = "objects"
     # Largest batch handed to the handler at once; a list page is delivered in several batches.
     delivery_chunk: int = 100
     # Applied to every object before it is cached or delivered (client-go's SetTransform), e.g. to
@@ -197,7 +204,7 @@ class Reflector:
         self.name = resource.name
         self.synced = asyncio.Event()
         self._opts = options or ReflectorOptions()
-        self.cache = CompactCache() if self._opts.compact_cache else Cache()
+        self.cache = _CACHES[self._opts.cache]()
         self._http = KubeHTTP(api_client, connect_timeout=self._opts.connect_timeout,
                               rate_limiter=rate_limiter)
         self._path = resource.list_path(namespace)
@@ -233,6 +240,33 @@ class Reflector:
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
         self.cache.add_index(name, fn)
+
+    async def reread_namespace(self, namespace: str) -> list[KubeObject]:
+        """The objects of ``namespace`` as the API server has them now, limited to those the cache
+        holds at the same resourceVersion: exactly the versions the handler has seen (an object
+        created, changed or deleted meanwhile reaches the handler through the watch). For a
+        ``MetadataCache``, whose reads return stubs. Raises on API errors; the caller retries."""
+        path, transform, cache = self.resource.list_path(namespace), self._opts.transform, self.cache
+        objects: list[KubeObject] = []
+        cont = ""
+        while True:
+            query = [("limit", str(self._opts.page_size)), *self._selectors]
+            if cont:
+                query.append(("continue", cont))
+            self._count_request("list")
+            doc = await self._http.get_json(path, query, read_timeout=self._opts.list_timeout)
+            for obj in doc.get("items") or []:
+                try:
+                    meta = obj["metadata"]
+                    cached = cache.get(meta.get("namespace") or "", meta["name"])
+                except (KeyError, TypeError, AttributeError):
+                    continue  # malformed: never cached, so never seen by the handler either
+                rv = meta.get("resourceVersion")
+                if cached is not None and rv and cached["metadata"].get("resourceVersion") == rv:
+                    objects.append(obj if transform is None else transform(obj))
+            cont = (doc.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                return objects
 
     def by_index(self, name: str, value: str) -> list[KubeObject]:
         return self.cache.by_index(name, value)

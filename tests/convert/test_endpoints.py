@@ -18,7 +18,6 @@ from apiserver.convert import (
     cilium_endpoint_owner,
     cilium_endpoint_slice_ip_entries,
     cilium_endpoint_slice_owner,
-    slim_cilium_endpoint,
 )
 from apiserver.convert.endpoints import _checked_endpoint_entries, _plain_endpoint_entries
 
@@ -222,41 +221,6 @@ def test_malformed_cilium_endpoints(obj: Any) -> None:
 def test_malformed_cilium_endpoint_slices(obj: Any) -> None:
     with pytest.raises(ConversionError):
         cilium_endpoint_slice_ip_entries(obj)
-
-
-def _slim_samples() -> list[Any]:
-    golden = [k8s_object(CEP, f"endpoint-{i}.yaml") for i in (1, 2, 3)] + [k8s_object(OVERLAP, "endpoint-4.yaml")]
-    odd: list[Any] = [
-           None, {"status": {}}, _cep("running"), _cep({"identity": 5, **_net({"ipv4": "10.0.0.1"})}),  # type: ignore[arg-type]
-           _cep({"identity": {"id": "5", "labels": ["k8s:a=b"]}, **_net({"ipv4": "10.0.0.1"})}),
-           {"metadata": "pod", "status": {}}, _cep({"networking": {"addressing": [["10.0.0.1"]]}})]
-    return golden + odd
-
-
-def _outcome(obj: Any) -> Any:
-    try:
-        return cilium_endpoint_ip_entries(obj)
-    except ConversionError as exc:
-        return type(exc)
-
-
-@pytest.mark.parametrize("index", range(len(_slim_samples())))
-def test_slim_cilium_endpoint_converts_exactly_like_the_full_object(index: int) -> None:
-    obj = _slim_samples()[index]
-    before = copy.deepcopy(obj)
-    slim = slim_cilium_endpoint(obj)
-    assert _outcome(slim) == _outcome(obj)
-    assert obj == before  # the argument is left alone
-
-
-def test_slim_cilium_endpoint_keeps_only_what_is_read() -> None:
-    full = k8s_object(CEP, "endpoint-1.yaml")
-    slim = slim_cilium_endpoint(full)
-    assert set(slim) == {"metadata", "status"}
-    assert set(slim["metadata"]) <= {"name", "namespace", "resourceVersion"}
-    assert set(slim["status"]) <= {"identity", "encryption", "service-account", "networking"}
-    assert "labels" not in slim["status"].get("identity", {})
-    assert len(repr(slim)) < len(repr(full))
 
 
 # -- the fast path for the usual CiliumEndpoint -------------------------------------------------

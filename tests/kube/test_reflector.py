@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from apiserver.kube import (
+    CILIUM_ENDPOINTS,
     CILIUM_NODES,
     ENDPOINT_SLICES,
     SERVICES,
     CountingMetrics,
     Event,
+    KubeAPIError,
     KubeOptions,
     ObjectHandler,
     Reflector,
@@ -57,7 +59,7 @@ async def test_pages_are_delivered_in_chunks_into_a_compact_cache(kubesim: KubeS
     def without_spec(obj: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in obj.items() if k != "spec"}
 
-    options = dataclasses.replace(fast_options, page_size=500, delivery_chunk=100, compact_cache=True,
+    options = dataclasses.replace(fast_options, page_size=500, delivery_chunk=100, cache="compact",
                                   transform=without_spec)
     r = reflect(CILIUM_NODES, recorder, options=options)
     await asyncio.wait_for(r.synced.wait(), 10)
@@ -358,3 +360,46 @@ async def test_list_progress_is_logged(kubesim: KubeSim, reflect: Any, fast_opti
     (done,) = [getattr(rec, "_fields", {}) for rec in caplog.records
                if rec.getMessage() == "Initial list complete"]
     assert (done["objects"], done["pages"]) == (250, 3)
+
+
+def cep(namespace: str, name: str, ip: str) -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumEndpoint", "metadata": {"name": name, "namespace": namespace},
+            "status": {"networking": {"addressing": [{"ipv4": ip}]}}}
+
+
+class Keeper:
+    """Keeps the objects delivered to it."""
+
+    def __init__(self) -> None:
+        self.objects: list[dict[str, Any]] = []
+
+    def on_events(self, events: list[Event]) -> None:
+        self.objects.extend(e.obj for e in events)
+
+    def on_synced(self) -> None:
+        pass
+
+
+async def test_metadata_cache_keeps_versions_and_a_namespace_can_be_reread(
+        kubesim: KubeSim, reflect: Any, fast_options: Any) -> None:
+    kubesim.load([cep("ns1", "a", "10.0.0.1"), cep("ns1", "b", "10.0.0.2"), cep("ns1", "c", "10.0.0.3"),
+                  cep("ns2", "d", "10.0.0.4")])
+    keeper = Keeper()
+    r = reflect(CILIUM_ENDPOINTS, keeper, options=dataclasses.replace(fast_options, cache="metadata"))
+    await asyncio.wait_for(r.synced.wait(), 10)
+    stored = kubesim.get("cilium.io/v2", "CiliumEndpoint", "a", namespace="ns1")
+    assert stored is not None
+    assert r.get("ns1", "a") == {"metadata": {"namespace": "ns1", "name": "a",
+                                              "resourceVersion": stored["metadata"]["resourceVersion"]}}
+    assert keeper.objects[0] == stored  # the handler still gets whole objects
+    assert sorted(o["metadata"]["name"] for o in await r.reread_namespace("ns1")) == ["a", "b", "c"]
+    assert (await r.reread_namespace("ns1"))[0] == stored
+    # Changes the handler has not seen yet are left to the watch: re-read only seen versions.
+    await r.stop()
+    kubesim.apply(cep("ns1", "b", "10.0.0.20"))
+    kubesim.delete("cilium.io/v2", "CiliumEndpoint", "c", namespace="ns1")
+    kubesim.apply(cep("ns1", "e", "10.0.0.5"))
+    assert [o["metadata"]["name"] for o in await r.reread_namespace("ns1")] == ["a"]
+    kubesim.faults.fail("ciliumendpoints", 503, verbs=("list",))
+    with pytest.raises(KubeAPIError):
+        await r.reread_namespace("ns1")
