@@ -345,7 +345,9 @@ class Reflector:
         next_progress = started + self._opts.progress_interval
         initial = not self.synced.is_set()
         while True:  # one pass per attempt: an expired continue token restarts from scratch
-            seen: set[Key] = set()
+            # None: the cache was empty when this pass began (an initial list), so no object can
+            # be left unseen or be unchanged: 100k set insertions and cache lookups saved.
+            seen: set[Key] | None = set() if self.cache else None
             cont = ""
             pages = listed = 0
             fetching: asyncio.Task[Any] | None = self._fetch_page(cont)
@@ -401,7 +403,7 @@ class Reflector:
         task.add_done_callback(_consume_outcome)
         return task
 
-    def _merge_page(self, items: list[KubeObject], seen: set[Key]) -> list[Event]:
+    def _merge_page(self, items: list[KubeObject], seen: set[Key] | None) -> list[Event]:
         cache, transform = self.cache, self._opts.transform
         events: list[Event] = []
         for obj in items:
@@ -415,6 +417,9 @@ class Reflector:
             except (KeyError, TypeError, AttributeError):
                 self._malformed(obj)
                 continue
+            if seen is None:
+                events.append(Event(UPSERT, obj, cache.put(key, obj)))
+                continue
             seen.add(key)
             old = cache.get_key(key)
             rv = meta.get("resourceVersion")
@@ -424,7 +429,9 @@ class Reflector:
             events.append(Event(UPSERT, obj, old))
         return events
 
-    def _drop_unseen(self, seen: set[Key]) -> list[Event]:
+    def _drop_unseen(self, seen: set[Key] | None) -> list[Event]:
+        if seen is None:
+            return []
         cache = self.cache
         events: list[Event] = []
         for key in [k for k in cache if k not in seen]:

@@ -281,7 +281,7 @@ class SyncStore:
     def _launch(self, keys: list[str], values: list[bytes | None]) -> None:
         if self._metrics is not None:
             self._m_queue.set(len(self._queue.order))
-        batch = asyncio.get_running_loop().create_task(self._write_batch(keys, values))
+        batch = asyncio.get_running_loop().create_task(self._write_batches(keys, values))
         self._batches.add(batch)
         batch.add_done_callback(self._batch_done)
 
@@ -299,7 +299,18 @@ class SyncStore:
         log.warning(what, prefix=self.prefix, error=str(exc) or repr(exc),
                     consecutive_failures=self._consecutive_failures, **fields)
 
-    async def _write_batch(self, keys: list[str], values: list[bytes | None]) -> None:
+    async def _write_batches(self, keys: list[str], values: list[bytes | None]) -> None:
+        """Write one batch, then, while more keys are queued and nothing failed, the next: a
+        writer refills itself at once instead of waiting for the worker's next turn, which keeps
+        etcd busy (measured with 213k keys: 1.85 -> X s)."""
+        queue = self._queue
+        while await self._write_batch(keys, values) and queue.order:
+            self._wake.set()  # the worker may have a canary or a cleanup to do meanwhile
+            keys, values = queue.take(self._batch_size)
+            if not keys:
+                return
+
+    async def _write_batch(self, keys: list[str], values: list[bytes | None]) -> bool:
         base = self._base
         lease_ids: list[int] = []
         started = time.perf_counter()
@@ -330,7 +341,7 @@ class SyncStore:
             self._failed("Failed writing a batch to the kvstore; retrying", exc, keys=len(keys))
             if isinstance(exc, LeaseNotFoundError):
                 await self._leases.check(lease_ids)
-            return
+            return False
         if self._metrics is not None:
             self._m_txn_ok.observe(time.perf_counter() - started)
         self._succeeded()
@@ -342,6 +353,7 @@ class SyncStore:
         self.keys_written += len(keys)
         self.batches += 1
         self._report_progress()
+        return True
 
     def _report_progress(self) -> None:
         if self.synced.is_set():
