@@ -41,6 +41,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuMeter:
+    """CPU seconds used by named groups of processes between ``__init__`` and ``read()``; a
+    process started later (the one under test) is added with ``add`` and counts from zero."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: list(pids) for name, pids in groups.items()}
+        self._start = {pid: cpu_seconds(pid) for pids in self._groups.values() for pid in pids}
+
+    def add(self, name: str, pid: int) -> None:
+        self._groups.setdefault(name, []).append(pid)
+        self._start.setdefault(pid, 0.0)
+
+    def read(self) -> dict[str, float]:
+        return {name: round(sum(cpu_seconds(pid) - self._start[pid] for pid in pids), 2)
+                for name, pids in self._groups.items()}
+
+
 class Child:
     """One child process: ``python -m <module> <args>``; stderr goes to ``log_path``."""
 

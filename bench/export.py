@@ -20,7 +20,7 @@ from bench._dataset import CHURN_ACCOUNT, BenchShape, KeyValues, endpoint_entrie
 from bench._exporter import ExporterProcess
 from bench._kv import IncorrectResult, dump, verify
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
-from bench._procs import Child, cpu_seconds, memory_mb
+from bench._procs import Child, CpuMeter, cpu_seconds, memory_mb
 from bench._stats import Backlog, Latency
 
 READY_TIMEOUT = 600.0
@@ -34,6 +34,7 @@ class InitialExport:
     bootstrap_seconds: float  # Exporter.start() -> ready (its own metric)
     wall_seconds: float  # process spawn -> /readyz 200 (includes imports and connecting)
     peak_rss_mb: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, spawn -> ready
 
     @property
     def keys_per_second(self) -> float:
@@ -85,15 +86,18 @@ async def check_control_keys(client: EtcdClient, shape: BenchShape) -> None:
 
 
 async def initial_export(exporter: ExporterProcess, client: EtcdClient, shape: BenchShape,
-                         expected: KeyValues) -> InitialExport:
+                         expected: KeyValues, others: dict[str, list[int]]) -> InitialExport:
+    meter = CpuMeter(others)
     await exporter.start()
+    meter.add("exporter", exporter.child.pid)
     ready_at = await exporter.wait_ready(READY_TIMEOUT)
+    cpu = meter.read()
     wall = ready_at - exporter.child.spawned_at
     bootstrap = await exporter.bootstrap_seconds()
     peak, _ = memory_mb(exporter.child.pid)
     await verify(client, STATE_PREFIX + "/", expected, "initial export")
     await check_control_keys(client, shape)
-    return InitialExport(len(expected), bootstrap, wall, peak)
+    return InitialExport(len(expected), bootstrap, wall, peak, cpu)
 
 
 async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> None:
@@ -155,7 +159,9 @@ async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expecte
     kubesim, kubeconfig, _ = await start_kubesim(shape, workdir)
     exporter = ExporterProcess(shape, server.endpoint, kubeconfig, workdir / "exporter.log", kvstore_opts)
     try:
-        initial = await initial_export(exporter, client, shape, expected)
+        assert server.pid is not None
+        initial = await initial_export(exporter, client, shape, expected,
+                                       {"etcd": [server.pid], "kubesim": [kubesim.pid]})
         changing = await churn(kubesim, exporter, client, shape, expected, churn_rate, churn_seconds)
     finally:
         await exporter.stop()

@@ -21,7 +21,7 @@ from apiserver.testing.etcd import EtcdServer
 from bench._dataset import BenchShape, KeyValues, cluster_objects, expected_state, remote_control_keys, to_cache
 from bench._kv import IncorrectResult, connect, dump, verify, wait_verified
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
-from bench._procs import Child, memory_mb
+from bench._procs import Child, CpuMeter, memory_mb
 from bench._stats import Backlog, Latency
 
 READY_TIMEOUT = 600.0
@@ -36,6 +36,8 @@ class Mirror:
     keys: int
     seconds: float
     peak_rss_mb: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, spawn -> ready
+    wall_seconds: float = 0.0  # spawn -> ready
 
     @property
     def keys_per_second(self) -> float:
@@ -73,11 +75,16 @@ class MeshProcess:
         await self.child.stop()
 
 
-async def mirror(mesh: MeshProcess, local: EtcdClient, expected_cache: KeyValues, remotes: int) -> Mirror:
+async def mirror(mesh: MeshProcess, local: EtcdClient, expected_cache: KeyValues, remotes: int,
+                 others: dict[str, list[int]]) -> Mirror:
+    meter = CpuMeter(others)
+    started = time.monotonic()
     seconds = await mesh.start_and_wait()
+    meter.add("kvstoremesh", mesh.child.pid)
+    cpu, wall = meter.read(), time.monotonic() - started
     peak, _ = memory_mb(mesh.child.pid)
     await verify(local, CACHE_PREFIX + "/", expected_cache, "KVStoreMesh mirror")
-    return Mirror(remotes, len(expected_cache), seconds, peak)
+    return Mirror(remotes, len(expected_cache), seconds, peak, cpu, wall)
 
 
 async def _put_paced(remote: EtcdClient, items: list[tuple[str, bytes]], rate: float, seconds: float

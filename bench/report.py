@@ -40,6 +40,14 @@ def _ratios(result: dict[str, Any], ceiling: dict[str, float]) -> str:
     return f"{kps / _best(ceiling):.2f} (x1 {kps / ceiling['1']:.2f}, x4 {kps / ceiling['4']:.2f})"
 
 
+def _cpu_row(cpu: dict[str, float], wall: float, cpus: int) -> Row:
+    """Where the machine's CPU went while a throughput figure was measured (information only)."""
+    used = sum(cpu.values())
+    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+    return Row(f"  CPU seconds, spawn->ready {wall:.2f} s: {parts}",
+               f"{used / (wall * cpus) * 100:.0f} % of {cpus} CPUs busy")
+
+
 def _ceiling_rows(label: str, ceiling: dict[str, float]) -> Iterator[Row]:
     for n, kps in sorted(ceiling.items()):
         yield Row(f"{label}: client Txn x128, {n} in flight (x{n})", _kps(kps), f"{kps / _best(ceiling):.2f}")
@@ -55,6 +63,8 @@ def rows(r: Results) -> list[Row]:
         out.append(Row(f"Initial export ({ie['keys']:,} keys, {ie['bootstrap_seconds']:.2f} s; "
                        f"spawn->ready {ie['wall_seconds']:.2f} s)", _kps(ie["keys_per_second"]), _ratios(ie, ceiling),
                        ">= 0.6 (stretch 0.8)", _verdict(ratio >= 0.6) + (" (stretch)" if ratio >= 0.8 else "")))
+        if ie.get("cpu"):
+            out.append(_cpu_row(ie["cpu"], ie["wall_seconds"], r.get("cpus") or 1))
         ch = r["churn"]
         lat = ch["latency"]
         out.append(Row(f"Churn {ch['rate']:.0f} CEP/s x {ch['seconds']:.0f} s: kubesim write -> etcd",
@@ -75,6 +85,8 @@ def rows(r: Results) -> list[Row]:
         ratio = m["keys_per_second"] / _best(ceiling)
         out.append(Row(f"KVStoreMesh initial mirror ({m['keys']:,} keys, {m['seconds']:.2f} s)",
                        _kps(m["keys_per_second"]), _ratios(m, ceiling), ">= 0.7", _verdict(ratio >= 0.7)))
+        if m.get("cpu"):
+            out.append(_cpu_row(m["cpu"], m["wall_seconds"], r.get("cpus") or 1))
         ml = r["mirror_latency"]
         lat = ml["latency"]
         out.append(Row(f"Mirror latency {ml['rate']:.0f} puts/s x {ml['seconds']:.0f} s: remote put -> local cache",
@@ -89,6 +101,8 @@ def rows(r: Results) -> list[Row]:
         out += _ceiling_rows(f"Ceiling (scale local etcd, {s['keys']:,} keys)", ceiling)
         out.append(Row(f"KVStoreMesh x{s['remotes']} remotes ({s['keys']:,} keys, {s['seconds']:.2f} s, "
                        f"RSS peak {s['peak_rss_mb']:.0f} MB)", _kps(s["keys_per_second"]), _ratios(s, ceiling)))
+        if s.get("cpu"):
+            out.append(_cpu_row(s["cpu"], s["wall_seconds"], r.get("cpus") or 1))
     if "ratelimit" in r:
         rl = r["ratelimit"]
         out.append(Row(f"Rate limit etcd.qps={rl['qps']}: {rl['keys']:,} keys, >= {rl['min_txns']} Txns",

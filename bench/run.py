@@ -57,6 +57,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _etcd_pids(local: EtcdServer, remotes: list[EtcdServer]) -> dict[str, list[int]]:
+    pids = {"local etcd": [local.pid], "remote etcd": [s.pid for s in remotes]}
+    return {name: [p for p in group if p is not None] for name, group in pids.items()}
+
+
 def _ceiling_figures(ceilings: dict[int, ceiling.Ceiling]) -> dict[str, float]:
     return {str(n): c.keys_per_second for n, c in ceilings.items()}
 
@@ -94,7 +99,8 @@ async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdS
             _log("KVStoreMesh initial mirror, then latency")
             proc = mesh.MeshProcess("cluster2", 2, local_server, [(shape.name, remote_server.endpoint)], workdir)
             try:
-                results["mirror"] = _plain(await mesh.mirror(proc, local, cache, 1))
+                results["mirror"] = _plain(await mesh.mirror(proc, local, cache, 1, _etcd_pids(
+                    local_server, [remote_server])))
                 lat = await mesh.latency(proc, remote, local, shape.name, CHURN_RATE, args.mirror_seconds)
                 await mesh.check_mirror_matches(remote, local, shape.name)
             finally:
@@ -124,7 +130,7 @@ async def scale(workdir: Path, results: dict[str, Any]) -> None:
                                     [(f"cluster{n}", s.endpoint) for n, s in enumerate(servers, start=1)],
                                     workdir)
             try:
-                result = await mesh.mirror(proc, local, cache, SCALE_REMOTES)
+                result = await mesh.mirror(proc, local, cache, SCALE_REMOTES, _etcd_pids(local_server, servers))
             finally:
                 await proc.stop()
         finally:
