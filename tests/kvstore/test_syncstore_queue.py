@@ -3,7 +3,11 @@ batches in flight, back-off, the sync barrier, lease loss and stale leftovers.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apiserver.kvstore._syncqueue import SyncQueue, retry_delay
 
@@ -182,3 +186,67 @@ def test_stale_leftovers_are_queued_for_deletion_and_counted() -> None:
     keys, values = q.take(10)
     assert sorted(zip(keys, values, strict=True)) == [("old1", None), ("old2", None), ("queued", b"1")]
     assert q.succeeded(keys, values)[1] == 2
+
+
+_KEYS = st.sampled_from(["a", "b", "c"])
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("upsert"), _KEYS, st.sampled_from([b"1", b"2", b""])),
+    st.tuples(st.just("delete"), _KEYS),
+    st.tuples(st.just("take"), st.integers(1, 3)),
+    st.tuples(st.just("succeed"), st.integers(0, 5)),
+    st.tuples(st.just("fail"), st.integers(0, 5)),
+    st.tuples(st.just("fail_applied"), st.integers(0, 5)),
+    st.tuples(st.just("lose"), _KEYS),
+), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_OPS)
+def test_what_the_queue_believes_etcd_holds_matches_a_model_of_etcd(ops: list[tuple[Any, ...]]) -> None:
+    q, etcd = SyncQueue(), {}  # etcd: what a real etcd would hold
+    batches: list[tuple[list[str], list[bytes | None]]] = []
+
+    def apply(batch: tuple[list[str], list[bytes | None]]) -> None:
+        for key, value in zip(*batch, strict=True):
+            if value is None:
+                etcd.pop(key, None)
+            else:
+                etcd[key] = value
+
+    for op, *args in ops:
+        if op == "upsert":
+            q.upsert(args[0], args[1])
+        elif op == "delete":
+            q.delete(args[0])
+        elif op == "take":
+            batch = q.take(args[0])
+            if batch[0]:
+                batches.append(batch)
+        elif op == "lose":
+            if args[0] in etcd and args[0] not in q.inflight:
+                del etcd[args[0]]
+                q.lease_lost([args[0]])
+        elif batches:
+            batch = batches.pop(args[0] % len(batches))
+            if op == "succeed":
+                apply(batch)
+                q.succeeded(*batch)
+            elif op == "fail":
+                q.failed(batch[0], 0.0)
+            elif op == "fail_applied":  # a timeout after etcd applied it
+                apply(batch)
+                q.failed(batch[0], 0.0)
+        # Where the queue is sure, it is right; where unsure, the key is marked uncertain.
+        for key in "abc":
+            if key not in q.uncertain and key not in q.inflight:
+                assert q.written.get(key) == etcd.get(key), (key, dict(q.written), etcd)
+    for batch in batches:  # settle what is in flight, then drain everything
+        apply(batch)
+        q.succeeded(*batch)
+    q.retry_all_now()
+    while q.order:
+        batch = q.take(3)
+        apply(batch)
+        q.succeeded(*batch)
+    assert dict(q.written) == etcd == q.state
+    assert len(q.written) == len(etcd) and q.pending_writes == 0
