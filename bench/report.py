@@ -44,7 +44,7 @@ def _cpu_row(cpu: dict[str, float], wall: float, cpus: int) -> Row:
     """Where the machine's CPU went while a throughput figure was measured (information only)."""
     used = sum(cpu.values())
     parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
-    return Row(f"  CPU seconds, spawn->ready {wall:.2f} s: {parts}",
+    return Row(f"↳ CPU seconds, spawn->ready {wall:.2f} s: {parts}",
                f"{used / (wall * cpus) * 100:.0f} % of {cpus} CPUs busy")
 
 
