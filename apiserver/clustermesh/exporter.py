@@ -139,8 +139,8 @@ class Exporter:
         self._reflector(CILIUM_NODES, NodeHandler(self.stores["nodes"], cluster, metrics))
 
         identities = IdentityHandler(self.stores["identities"], gate, metrics)
-        # The two big resources (100k+ objects) are only read back on namespace changes: keep them
-        # serialized, which takes a fraction of the memory and of the garbage collector's time.
+        # Identities are only read back on namespace changes: keep them serialized, a fraction of
+        # the memory and of the garbage collector's time.
         identity_reflector = self._reflector(CILIUM_IDENTITIES, identities, cache="compact")
         identity_reflector.add_index(NAMESPACE_INDEX, identity_namespace_index)
         gate.subscribe(lambda ns: identities.resync(identity_reflector.by_index(NAMESPACE_INDEX, ns)))

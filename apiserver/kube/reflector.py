@@ -254,7 +254,11 @@ class Reflector:
             if cont:
                 query.append(("continue", cont))
             self._count_request("list")
-            doc = await self._http.get_json(path, query, read_timeout=self._opts.list_timeout)
+            try:
+                doc = await self._http.get_json(path, query, read_timeout=self._opts.list_timeout)
+            except Exception as exc:
+                self._count_error("list", _error_reason(exc))
+                raise
             for obj in doc.get("items") or []:
                 try:
                     meta = obj["metadata"]

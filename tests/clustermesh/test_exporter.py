@@ -298,3 +298,16 @@ async def test_stop_finishes_queued_writes(harness: Harness) -> None:
     await harness.stop()
     data = await harness.data()
     assert sum(1 for k in data if k.startswith("cilium/state/nodes/v1/cluster1/")) == SHAPE.nodes + 40
+
+
+async def test_a_namespace_flip_is_applied_even_if_rereading_it_fails_at_first(harness: Harness) -> None:
+    seed(harness)
+    await harness.start()
+    full = expected_state(SHAPE)
+    ns1_endpoint_keys = {k for k, v in full.items()
+                         if k.startswith("cilium/state/ip/") and b'"K8sNamespace":"ns-1"' in v}
+    assert ns1_endpoint_keys
+    harness.sim.faults.fail("ciliumendpoints", 503, count=2, verbs=("list",))
+    harness.sim.apply(namespace("ns-1", global_=False))
+    await harness.wait_data(lambda d: not ns1_endpoint_keys & d.keys(), "ns-1 endpoints removed after retries")
+    assert harness.sim.request_counts["list", "ciliumendpoints"] >= 4  # initial list, 2 failures, 1 success

@@ -62,8 +62,11 @@ async def test_stop_cancels_rereads_still_retrying() -> None:
     reflector, handler = FakeReflector(failures=10**6), Handler()
     rereads: Any = NamespaceRereads(reflector, handler, backoff_initial=0.001, backoff_max=0.002)  # type: ignore[arg-type]
     rereads("ns1")
-    await asyncio.sleep(0.02)
-    assert rereads.pending == 1 and len(reflector.calls) > 1
+    for _ in range(5000):
+        if len(reflector.calls) > 1:
+            break
+        await asyncio.sleep(0.001)
+    assert rereads.pending == 1 and len(reflector.calls) > 1  # retrying
     await rereads.stop()
     await asyncio.sleep(0)
     assert rereads.pending == 0 and handler.resyncs == []

@@ -381,7 +381,7 @@ class Keeper:
 
 
 async def test_metadata_cache_keeps_versions_and_a_namespace_can_be_reread(
-        kubesim: KubeSim, reflect: Any, fast_options: Any) -> None:
+        kubesim: KubeSim, reflect: Any, fast_options: Any, metrics: CountingMetrics) -> None:
     kubesim.load([cep("ns1", "a", "10.0.0.1"), cep("ns1", "b", "10.0.0.2"), cep("ns1", "c", "10.0.0.3"),
                   cep("ns2", "d", "10.0.0.4")])
     keeper = Keeper()
@@ -403,3 +403,4 @@ async def test_metadata_cache_keeps_versions_and_a_namespace_can_be_reread(
     kubesim.faults.fail("ciliumendpoints", 503, verbs=("list",))
     with pytest.raises(KubeAPIError):
         await r.reread_namespace("ns1")
+    assert metrics.errors["ciliumendpoints", "list", "http_503"] == 1
