@@ -93,6 +93,7 @@ class SyncQueue:
 
     def upsert(self, key: str, value: bytes) -> bool:
         """Queue ``key`` unless ``value`` is what was last upserted; True if queued."""
+        # ``upsert_many`` spelt out for one key: a KVStoreMesh mirror calls this per remote key.
         old = self.state.get(key)
         if old == value:
             return False

@@ -317,17 +317,11 @@ class SyncStore:
         try:
             # Relative keys + prefix: the lease manager then shares our key strings; the full
             # keys below live only as long as the Txn.
-            ops: list[Op]
-            if None not in values:  # the usual batch: puts only
-                lease_ids = await self._leases.leases_for(keys, prefix=base)
-                ops = [Put(base + k, v, lease)  # type: ignore[arg-type]
-                       for k, v, lease in zip(keys, values, lease_ids, strict=True)]
-            else:
-                put_keys = [k for k, v in zip(keys, values, strict=True) if v is not None]
-                lease_ids = await self._leases.leases_for(put_keys, prefix=base) if put_keys else []
-                leases = iter(lease_ids)
-                ops = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
-                       for k, v in zip(keys, values, strict=True)]
+            put_keys = [k for k, v in zip(keys, values, strict=True) if v is not None]
+            lease_ids = await self._leases.leases_for(put_keys, prefix=base) if put_keys else []
+            leases = iter(lease_ids)
+            ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
+                             for k, v in zip(keys, values, strict=True)]
             async with self._limiter, asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:
