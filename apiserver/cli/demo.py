@@ -70,7 +70,8 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"  {source.info.name} endpoint moved -> visible in {target.info.name}'s cache "
                   f"after {latency * 1000:.1f} ms", flush=True)
             try:
-                await asyncio.wait_for(stop.wait(), args.churn_interval)
+                async with asyncio.timeout(args.churn_interval):
+                    await stop.wait()
             except TimeoutError:
                 pass
         return 0

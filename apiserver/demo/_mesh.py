@@ -122,7 +122,8 @@ class SimulatedMesh:
                 await cluster.exporter.wait_ready()
                 await cluster.kvstoremesh.mesh.wait_ready()
 
-        await asyncio.wait_for(all_ready(), timeout)
+        async with asyncio.timeout(timeout):
+            await all_ready()
 
     async def stop(self) -> None:
         await self._stack.aclose()

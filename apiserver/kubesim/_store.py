@@ -313,7 +313,8 @@ class Store:
         entry = (rv, fut)
         self._rv_waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, within)
+            async with asyncio.timeout(within):
+                await fut
             return True
         except TimeoutError:
             return False

@@ -25,13 +25,15 @@ async def drain_cluster(backend: KVBackend, cluster: str, *, grace_period: float
     log.info("Remote cluster disconnected: draining cached data", cluster=cluster)
     while True:
         try:
-            await asyncio.wait_for(backend.delete(local_cluster_config_key(cluster)), request_timeout)
+            async with asyncio.timeout(request_timeout):
+                await backend.delete(local_cluster_config_key(cluster))
             if attempt == 0 and grace_period > 0:
                 log.info("Waiting before removing cached data from kvstore, to allow Cilium agents to "
                          "disconnect", cluster=cluster, duration=f"{grace_period:g}s")
                 await asyncio.sleep(grace_period)
             for prefix in drain_prefixes(cluster):
-                await asyncio.wait_for(backend.delete_prefix(prefix), request_timeout)
+                async with asyncio.timeout(request_timeout):
+                    await backend.delete_prefix(prefix)
         except (KVStoreError, TimeoutError) as exc:
             if attempt >= retries:
                 log.error("Failed to remove cached data from kvstore, despite retries. Reconnecting to the "

@@ -83,7 +83,8 @@ class KVStoreMesh:
     async def _wait_ready(self, clusters: list[RemoteCluster], started: float) -> None:
         waiters = [c.bootstrap_done.wait() for c in clusters]
         try:
-            await asyncio.wait_for(asyncio.gather(*waiters), self.config.global_ready_timeout)
+            async with asyncio.timeout(self.config.global_ready_timeout):
+                await asyncio.gather(*waiters)
         except TimeoutError:
             log.info("Failed to wait for synchronization. KVStoreMesh will now handle requests, but some "
                      "clusters may not have been synchronized.",

@@ -208,8 +208,8 @@ class RemoteCluster:
         self._remote_config = None
         self._status_text = WAITING if self._failures == 0 else "Connecting"
         try:
-            backend = await asyncio.wait_for(self._ctx.connector(self.name, self.path),
-                                             self._cfg.connect_timeout)
+            async with asyncio.timeout(self._cfg.connect_timeout):
+                backend = await self._ctx.connector(self.name, self.path)
         except TimeoutError:
             raise UnavailableError(
                 f"timed out connecting to the remote etcd after {self._cfg.connect_timeout:g}s") from None
@@ -222,12 +222,14 @@ class RemoteCluster:
             if self._was_established:
                 self._start_ttl_timer()
             try:
-                await asyncio.wait_for(asyncio.shield(backend.close()), self._cfg.request_timeout)
+                async with asyncio.timeout(self._cfg.request_timeout):
+                    await asyncio.shield(backend.close())
             except Exception as exc:  # closing a broken connection may fail; nothing to do about it
                 log.debug("Error closing remote connection", cluster=self.name, error=_error_text(exc))
 
     async def _run_connection(self, backend: KVBackend) -> None:
-        first_status = await asyncio.wait_for(backend.status(), self._cfg.request_timeout)
+        async with asyncio.timeout(self._cfg.request_timeout):
+            first_status = await backend.status()
         self._backend_connected = True
         log.info("Connection to remote cluster established", cluster=self.name,
                  etcd_cluster_id=f"{first_status.cluster_id:x}")
@@ -268,7 +270,8 @@ class RemoteCluster:
         key = local_cluster_config_key(self.name)
         while True:
             try:
-                kv = await asyncio.wait_for(backend.get(key), self._cfg.request_timeout)
+                async with asyncio.timeout(self._cfg.request_timeout):
+                    kv = await backend.get(key)
                 if kv is None:
                     raise ClusterConfigMissingError(
                         f"remote cluster configuration required but not found (key {key!r}); if the remote "
@@ -295,7 +298,8 @@ class RemoteCluster:
         enforcer = self._ctx.enforcer_factory(self.name, value)
         try:
             # Written before any cached data: agents find the config first (then keep it enforced).
-            await asyncio.wait_for(enforcer.write_once(), self._cfg.request_timeout)
+            async with asyncio.timeout(self._cfg.request_timeout):
+                await enforcer.write_once()
         except (KVStoreError, TimeoutError) as exc:
             raise KVStoreError(f"failed to propagate cluster configuration to the local etcd: "
                                f"{_error_text(exc)}") from exc

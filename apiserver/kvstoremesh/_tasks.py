@@ -34,5 +34,6 @@ def first_error(exc: BaseException) -> BaseException:
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     """True if ``event`` was set within ``seconds``."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     return event.is_set()

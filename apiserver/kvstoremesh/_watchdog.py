@@ -87,7 +87,8 @@ class ConnectionWatchdog:
         while True:
             await asyncio.sleep(self._status_interval)
             try:
-                status = await asyncio.wait_for(backend.status(), self._request_timeout)
+                async with asyncio.timeout(self._request_timeout):
+                    status = await backend.status()
             except (KVStoreError, TimeoutError) as exc:
                 if isinstance(exc, ClusterIDChangedError):
                     raise

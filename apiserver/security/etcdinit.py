@@ -123,8 +123,10 @@ async def _wait_ready(etcd: TemporaryEtcd, connect: Connect) -> AuthAdmin:
         etcd.check_running()
         admin: AuthAdmin | None = None
         try:
-            admin = await asyncio.wait_for(connect(etcd.launch.client_url), _READY_ATTEMPT_TIMEOUT)
-            await asyncio.wait_for(admin.user_list(), _READY_ATTEMPT_TIMEOUT)
+            async with asyncio.timeout(_READY_ATTEMPT_TIMEOUT):
+                admin = await connect(etcd.launch.client_url)
+            async with asyncio.timeout(_READY_ATTEMPT_TIMEOUT):
+                await admin.user_list()
             return admin
         except BaseException as exc:
             if admin is not None:

@@ -168,7 +168,8 @@ class TemporaryEtcd:
                 log.info("Sending SIGTERM signal to etcd process", pid=proc.pid)
                 _signal_group(proc, signal.SIGTERM)
                 try:
-                    await asyncio.wait_for(proc.wait(), self.stop_grace)
+                    async with asyncio.timeout(self.stop_grace):
+                        await proc.wait()
                 except TimeoutError:
                     log.warning("etcd did not exit after SIGTERM; killing it", pid=proc.pid)
                     _signal_group(proc, signal.SIGKILL)

@@ -34,7 +34,8 @@ class HealthServer(HttpServer):
         if self._healthy is None:
             return web.Response(text="ok")
         try:
-            reason = await asyncio.wait_for(self._healthy(), HEALTH_CHECK_TIMEOUT)
+            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
+                reason = await self._healthy()
         except TimeoutError:
             reason = f"health check timed out after {HEALTH_CHECK_TIMEOUT:g}s"
         except Exception as exc:  # the probe reports any failure; it must never crash
