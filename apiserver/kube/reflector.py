@@ -250,12 +250,8 @@ class Reflector:
         objects: list[KubeObject] = []
         cont = ""
         while True:
-            query = [("limit", str(self._opts.page_size)), *self._selectors]
-            if cont:
-                query.append(("continue", cont))
-            self._count_request("list")
             try:
-                doc = await self._http.get_json(path, query, read_timeout=self._opts.list_timeout)
+                doc = await self._get_page(path, cont)
             except Exception as exc:
                 self._count_error("list", _error_reason(exc))
                 raise
@@ -396,13 +392,16 @@ class Reflector:
             await self._call_synced()
             self.synced.set()
 
-    def _fetch_page(self, cont: str) -> asyncio.Task[Any]:
+    async def _get_page(self, path: str, cont: str) -> Any:
+        """One list page of ``path`` (counted as a list request) from the continue token ``cont``."""
         query = [("limit", str(self._opts.page_size)), *self._selectors]
         if cont:
             query.append(("continue", cont))
         self._count_request("list")
-        task = asyncio.get_running_loop().create_task(
-            self._http.get_json(self._path, query, read_timeout=self._opts.list_timeout))
+        return await self._http.get_json(path, query, read_timeout=self._opts.list_timeout)
+
+    def _fetch_page(self, cont: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(self._get_page(self._path, cont))
         # A page abandoned by a failed or cancelled list must not log "exception never retrieved".
         task.add_done_callback(_consume_outcome)
         return task
