@@ -18,3 +18,6 @@ fi
 if ! $PY -c 'import apiserver, pytest, orjson' >/dev/null 2>&1 || [ "${SETUP_FORCE:-}" = 1 ]; then
   $PY -m pip install -q --disable-pip-version-check -e ".[test]"
 fi
+# Bytecode once, here: with PYTHONDONTWRITEBYTECODE set, every process (tests spawn many) would
+# otherwise compile the package again at start.
+$PY -m compileall -q apiserver >/dev/null

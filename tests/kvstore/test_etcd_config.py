@@ -9,9 +9,10 @@ import pytest
 
 from apiserver.kvstore._backend import MAX_TXN_OPS, Compare, Delete, KVStoreError, Put
 from apiserver.kvstore.etcd import EtcdConfig, EtcdConfigError, EtcdTLSError
-from apiserver.kvstore.etcd._codec import build_txn, prefix_end, prefix_range
+from apiserver.kvstore.etcd._codec import encode_txn, prefix_end, prefix_range
 from apiserver.kvstore.etcd._transport import METHODS, channel_options, parse_endpoint
 from apiserver.kvstore.etcd.tls import load_tls_material
+from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
 from apiserver.security.pki import generate_ca, issue_cert
 
 
@@ -127,18 +128,19 @@ def test_empty_prefix_is_the_whole_keyspace() -> None:
     assert prefix_range("") == (b"\0", b"\0")
 
 
-def test_build_txn_layout_and_limits() -> None:
-    txn = build_txn([Compare("k", "mod", "=", 5)], [Put("k", b"v", lease=7)], [Delete("p/", prefix=True)])
+def test_encode_txn_layout_and_limits() -> None:
+    encoded = encode_txn([Compare("k", "mod", "=", 5)], [Put("k", b"v", lease=7)], [Delete("p/", prefix=True)])
+    txn = pb.TxnRequest.FromString(encoded)
     assert txn.compare[0].mod_revision == 5 and txn.compare[0].key == b"k"
     assert txn.success[0].request_put.lease == 7
     assert (txn.failure[0].request_delete_range.key, txn.failure[0].request_delete_range.range_end) == (
         b"p/", b"p0")
     with pytest.raises(KVStoreError, match="at most 128"):
-        build_txn((), [Put(f"k{i}", b"") for i in range(MAX_TXN_OPS + 1)])
+        encode_txn((), [Put(f"k{i}", b"") for i in range(MAX_TXN_OPS + 1)])
     with pytest.raises(KVStoreError, match="needs a bytes value"):
-        build_txn([Compare("k", "value", "=", 1)], [])
+        encode_txn([Compare("k", "value", "=", 1)], [])
     with pytest.raises(KVStoreError, match="unsupported compare result"):
-        build_txn([Compare("k", "mod", "<=", 1)], [])
+        encode_txn([Compare("k", "mod", "<=", 1)], [])
 
 
 # ---- TLS material -------------------------------------------------------------------------------

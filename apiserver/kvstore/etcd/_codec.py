@@ -1,8 +1,9 @@
 """Translate between the kvstore types (``Put``, ``Compare``, ``KeyValue`` ...) and etcd's protobufs.
 
-This is the exporter's hot path: a Txn of 128 puts is filled field by field into one message
-(``add()`` + attribute sets, about 0.5 us per op on upb), which measured twice as fast as building
-sub-messages with keyword constructors. Pure: no I/O.
+Txn requests are the exporter's and KVStoreMesh's hot path (one per 128 keys written): their puts
+and deletes are encoded to protobuf bytes here directly, at 0.5 us per put instead of 0.8 through
+upb messages; the bytes are what ``TxnRequest.SerializeToString()`` gives (tested against it).
+Compares (rare) still go through upb. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -52,24 +53,6 @@ def prefix_range(prefix: str) -> tuple[bytes, bytes]:
     return raw, prefix_end(raw)
 
 
-def fill_op(target: Any, op: Op) -> None:
-    """Fill a ``RequestOp`` from a ``Put`` or ``Delete``."""
-    if type(op) is Put:
-        put = target.request_put
-        put.key = op.key.encode()
-        put.value = op.value
-        if op.lease:
-            put.lease = op.lease
-    elif type(op) is Delete:
-        delete = target.request_delete_range
-        if op.prefix:
-            delete.key, delete.range_end = prefix_range(op.key)
-        else:
-            delete.key = op.key.encode()
-    else:
-        raise KVStoreError(f"unsupported txn operation {op!r}")
-
-
 def fill_compare(target: Any, cmp: Compare) -> None:
     try:
         enum, field, kind = _TARGETS[cmp.target]
@@ -86,31 +69,84 @@ def fill_compare(target: Any, cmp: Compare) -> None:
     setattr(target, field, cmp.value)
 
 
-def _fill_branch(branch: Any, ops: Sequence[Op]) -> None:
+# Field tags (field number << 3 | wire type 2) of the messages encoded by hand.
+_TAG_TXN_SUCCESS, _TAG_TXN_FAILURE = b"\x12", b"\x1a"  # TxnRequest.success = 2, .failure = 3
+_TAG_OP_PUT, _TAG_OP_DELETE = b"\x12", b"\x1a"  # RequestOp.request_put = 2, .request_delete_range = 3
+_TAG_KEY, _TAG_VALUE, _TAG_RANGE_END = b"\x0a", b"\x12", b"\x12"  # Put/DeleteRange key = 1, value/range_end = 2
+_TAG_LEASE = b"\x18"  # PutRequest.lease = 3, varint
+_VARINTS_CACHED = 4096  # lengths below this (nearly all keys and values) come from a table
+_VARINTS = [varint.to_bytes(1, "little") if varint < 0x80 else bytes((varint & 0x7F | 0x80, varint >> 7))
+            for varint in range(_VARINTS_CACHED)]
+
+
+def encode_varint(n: int) -> bytes:
+    """Protobuf base-128 varint; negative numbers as their 64-bit two's complement (10 bytes)."""
+    if 0 <= n < _VARINTS_CACHED:
+        return _VARINTS[n]
+    n &= 0xFFFFFFFFFFFFFFFF
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + encode_varint(len(payload)) + payload if payload else b""
+
+
+def _encode_branch(tag: bytes, ops: Sequence[Op], parts: list[bytes]) -> None:
+    """Append the ``RequestOp`` fields of ``ops`` (field ``tag`` of ``TxnRequest``) to ``parts``."""
     if len(ops) > MAX_TXN_OPS:
         raise KVStoreError(f"a txn branch may hold at most {MAX_TXN_OPS} operations, got {len(ops)}")
-    add = branch.add
+    varints, cached = _VARINTS, _VARINTS_CACHED
+    lease_fields: dict[int, bytes] = {}  # a batch shares one or two leases
+    extend = parts.extend
     for op in ops:
-        # Inlined fill_op for puts: this loop runs once per key the exporter writes.
         if type(op) is Put:
-            put = add().request_put
-            put.key = op.key.encode()
-            put.value = op.value
-            if op.lease:
-                put.lease = op.lease
+            # Lengths are computed, not measured on joined pieces: every byte is copied once, by
+            # the final join. Empty fields are left out, as proto3 serialization does.
+            key, value = op.key.encode(), op.value
+            lease_field = lease_fields.get(op.lease)
+            if lease_field is None:
+                lease_field = lease_fields[op.lease] = _TAG_LEASE + encode_varint(op.lease) if op.lease else b""
+            key_len, value_len = len(key), len(value)
+            key_field_len = 1 + len(varints[key_len]) + key_len if key_len < cached else len(_field(_TAG_KEY, key))
+            value_field_len = (1 + len(varints[value_len]) + value_len if value_len < cached
+                               else len(_field(_TAG_VALUE, value)))
+            if not key_len:
+                key_field_len = 0
+            if not value_len:
+                value_field_len = 0
+            put_len = key_field_len + value_field_len + len(lease_field)
+            put_header = encode_varint(put_len)
+            extend((tag, encode_varint(1 + len(put_header) + put_len), _TAG_OP_PUT, put_header))
+            if key_len:
+                extend((_TAG_KEY, encode_varint(key_len), key))
+            if value_len:
+                extend((_TAG_VALUE, encode_varint(value_len), value))
+            parts.append(lease_field)
+        elif type(op) is Delete:
+            key, range_end = prefix_range(op.key) if op.prefix else (op.key.encode(), b"")
+            delete = _field(_TAG_KEY, key) + _field(_TAG_RANGE_END, range_end)
+            parts.append(_field(tag, _TAG_OP_DELETE + encode_varint(len(delete)) + delete))
         else:
-            fill_op(add(), op)
+            raise KVStoreError(f"unsupported txn operation {op!r}")
 
 
-def build_txn(compares: Iterable[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> Any:
-    """A ``TxnRequest`` message."""
-    request = pb.TxnRequest()
-    for cmp in compares:
-        fill_compare(request.compare.add(), cmp)
-    _fill_branch(request.success, success)
-    if failure:
-        _fill_branch(request.failure, failure)
-    return request
+def encode_txn(compares: Iterable[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> bytes:
+    """A serialized ``TxnRequest``: fields in number order, as upb writes them (compares first)."""
+    parts: list[bytes] = []
+    compares = list(compares)
+    if compares:
+        request = pb.TxnRequest()
+        for cmp in compares:
+            fill_compare(request.compare.add(), cmp)
+        parts.append(request.SerializeToString())
+    _encode_branch(_TAG_TXN_SUCCESS, success, parts)
+    _encode_branch(_TAG_TXN_FAILURE, failure, parts)
+    return b"".join(parts)
 
 
 def to_key_value(kv: Any) -> KeyValue:

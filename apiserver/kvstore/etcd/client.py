@@ -33,7 +33,7 @@ from apiserver.kvstore._backend import (
     UnavailableError,
     WatchBatch,
 )
-from apiserver.kvstore.etcd._codec import build_txn, prefix_range, to_key_value
+from apiserver.kvstore.etcd._codec import encode_txn, prefix_range, to_key_value
 from apiserver.kvstore.etcd._errors import (
     details,
     is_connection_failure,
@@ -215,7 +215,8 @@ class EtcdClient:
             failures += 1
 
     async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
-        payload = request.SerializeToString()
+        """Call ``method`` with ``request``: a protobuf message, or one already serialized."""
+        payload = request if type(request) is bytes else request.SerializeToString()
         timeout = self.config.request_timeout
 
         async def attempt(conn: Connection, metadata: Metadata) -> Any:
@@ -287,7 +288,7 @@ class EtcdClient:
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op] = ()) -> bool:
-        request = build_txn(compares, success, failure)
+        request = encode_txn(compares, success, failure)
         # Without compares the outcome does not depend on state: resending is harmless.
         resp = await self._unary("KV.Txn", request, idempotent=not compares)
         return bool(resp.succeeded)
@@ -298,7 +299,7 @@ class EtcdClient:
             return (await self.status()).revision
         revision = 0
         for start in range(0, len(ops), MAX_TXN_OPS):
-            resp = await self._unary("KV.Txn", build_txn((), ops[start:start + MAX_TXN_OPS]), idempotent=True)
+            resp = await self._unary("KV.Txn", encode_txn((), ops[start:start + MAX_TXN_OPS]), idempotent=True)
             revision = resp.header.revision
         return revision
 
