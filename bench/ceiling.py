@@ -15,6 +15,7 @@ from apiserver.kvstore._backend import MAX_TXN_OPS, Op, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.testing.etcd import EtcdServer
 from bench._kv import verify, wipe
+from bench._procs import cpu_seconds
 
 SCRATCH = "bench-ceiling/"
 REPEATS = 3
@@ -26,6 +27,7 @@ class Ceiling:
     value_bytes: int
     in_flight: int
     seconds: float
+    etcd_cpu: float  # CPU seconds etcd used for the writes
 
     @property
     def keys_per_second(self) -> float:
@@ -42,12 +44,15 @@ async def measure(server: EtcdServer, client: EtcdClient, data: Mapping[str, byt
         for batch in queue:  # shared iterator: each batch is taken by exactly one writer
             await client.txn((), batch)
 
+    etcd_cpu = cpu_seconds(server.pid) if server.pid is not None else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(writer() for _ in range(in_flight)))
     seconds = time.perf_counter() - started
+    if server.pid is not None:
+        etcd_cpu = cpu_seconds(server.pid) - etcd_cpu
     await verify(client, SCRATCH, {SCRATCH + k: v for k, v in data.items()}, f"ceiling x{in_flight}")
     await wipe(server, client)
-    return Ceiling(len(data), sum(map(len, data.values())), in_flight, seconds)
+    return Ceiling(len(data), sum(map(len, data.values())), in_flight, seconds, round(etcd_cpu, 2))
 
 
 async def measure_both(server: EtcdServer, client: EtcdClient, data: Mapping[str, bytes],

@@ -48,16 +48,30 @@ def _cpu_row(cpu: dict[str, float], wall: float, cpus: int) -> Row:
                f"{used / (wall * cpus) * 100:.0f} % of {cpus} CPUs busy")
 
 
-def _ceiling_rows(label: str, ceiling: dict[str, float]) -> Iterator[Row]:
+def _budget_row(result: dict[str, Any], ceiling: dict[str, float], target: float, process: str,
+                seconds_key: str, cpus: int) -> Row:
+    """How much CPU the 2 CPUs leave ``process`` at the target ratio, beside what the other processes
+    (etcd, the emulator) used while it was measured; compared with what it used (information only).
+    Startup (spawn -> the measured interval) is allowed for as measured."""
+    startup = result["wall_seconds"] - result[seconds_key]
+    target_wall = result["keys"] / (target * _best(ceiling)) + startup
+    others = sum(seconds for name, seconds in result["cpu"].items() if name != process)
+    budget = cpus * target_wall - others
+    return Row(f"↳ CPU left for {process} at ratio {target} ({target_wall:.2f} s x {cpus} CPUs, "
+               f"minus {others:.1f} used by the others)", f"{budget:.1f} s; used {result['cpu'][process]:.1f} s")
+
+
+def _ceiling_rows(label: str, ceiling: dict[str, float], etcd_cpu: dict[str, float] | None = None) -> Iterator[Row]:
     for n, kps in sorted(ceiling.items()):
-        yield Row(f"{label}: client Txn x128, {n} in flight (x{n})", _kps(kps), f"{kps / _best(ceiling):.2f}")
+        cpu = f"; etcd {etcd_cpu[n]:.1f} CPU-s" if etcd_cpu and n in etcd_cpu else ""
+        yield Row(f"{label}: client Txn x128, {n} in flight (x{n}{cpu})", _kps(kps), f"{kps / _best(ceiling):.2f}")
 
 
 def rows(r: Results) -> list[Row]:
     out: list[Row] = []
     if "initial_export" in r:
         ceiling = r["ceiling_export"]
-        out += _ceiling_rows("Ceiling (exporter etcd)", ceiling)
+        out += _ceiling_rows("Ceiling (exporter etcd)", ceiling, r.get("ceiling_export_etcd_cpu"))
         ie = r["initial_export"]
         ratio = ie["keys_per_second"] / _best(ceiling)
         out.append(Row(f"Initial export ({ie['keys']:,} keys, {ie['bootstrap_seconds']:.2f} s; "
@@ -65,6 +79,7 @@ def rows(r: Results) -> list[Row]:
                        ">= 0.6 (stretch 0.8)", _verdict(ratio >= 0.6) + (" (stretch)" if ratio >= 0.8 else "")))
         if ie.get("cpu"):
             out.append(_cpu_row(ie["cpu"], ie["wall_seconds"], r.get("cpus") or 1))
+            out.append(_budget_row(ie, ceiling, 0.6, "exporter", "bootstrap_seconds", r.get("cpus") or 1))
         ch = r["churn"]
         lat = ch["latency"]
         out.append(Row(f"Churn {ch['rate']:.0f} CEP/s x {ch['seconds']:.0f} s: kubesim write -> etcd",
@@ -80,13 +95,14 @@ def rows(r: Results) -> list[Row]:
                        _verdict(ch["steady_rss_mb"] <= 250)))
     if "mirror" in r:
         ceiling = r["ceiling_mesh"]
-        out += _ceiling_rows("Ceiling (KVStoreMesh local etcd)", ceiling)
+        out += _ceiling_rows("Ceiling (KVStoreMesh local etcd)", ceiling, r.get("ceiling_mesh_etcd_cpu"))
         m = r["mirror"]
         ratio = m["keys_per_second"] / _best(ceiling)
         out.append(Row(f"KVStoreMesh initial mirror ({m['keys']:,} keys, {m['seconds']:.2f} s)",
                        _kps(m["keys_per_second"]), _ratios(m, ceiling), ">= 0.7", _verdict(ratio >= 0.7)))
         if m.get("cpu"):
             out.append(_cpu_row(m["cpu"], m["wall_seconds"], r.get("cpus") or 1))
+            out.append(_budget_row(m, ceiling, 0.7, "kvstoremesh", "seconds", r.get("cpus") or 1))
         ml = r["mirror_latency"]
         lat = ml["latency"]
         out.append(Row(f"Mirror latency {ml['rate']:.0f} puts/s x {ml['seconds']:.0f} s: remote put -> local cache",
@@ -98,7 +114,7 @@ def rows(r: Results) -> list[Row]:
     if "scale" in r:
         s = r["scale"]
         ceiling = s["ceiling"]
-        out += _ceiling_rows(f"Ceiling (scale local etcd, {s['keys']:,} keys)", ceiling)
+        out += _ceiling_rows(f"Ceiling (scale local etcd, {s['keys']:,} keys)", ceiling, s.get("ceiling_etcd_cpu"))
         out.append(Row(f"KVStoreMesh x{s['remotes']} remotes ({s['keys']:,} keys, {s['seconds']:.2f} s, "
                        f"RSS peak {s['peak_rss_mb']:.0f} MB)", _kps(s["keys_per_second"]), _ratios(s, ceiling)))
         if s.get("cpu"):

@@ -67,6 +67,10 @@ def _ceiling_figures(ceilings: dict[int, ceiling.Ceiling]) -> dict[str, float]:
     return {str(n): c.keys_per_second for n, c in ceilings.items()}
 
 
+def _ceiling_cpu(ceilings: dict[int, ceiling.Ceiling]) -> dict[str, float]:
+    return {str(n): c.etcd_cpu for n, c in ceilings.items()}
+
+
 async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Namespace, results: dict[str, Any]
                           ) -> None:
     _log(f"Generating the data set ({shape.endpoints:,} endpoints)")
@@ -75,7 +79,9 @@ async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Names
         remote = await connect(remote_server.endpoint)
         try:
             _log(f"Ceiling on the exporter's etcd ({len(expected):,} keys)")
-            results["ceiling_export"] = _ceiling_figures(await ceiling.measure_both(remote_server, remote, expected))
+            ceilings = await ceiling.measure_both(remote_server, remote, expected)
+            results["ceiling_export"] = _ceiling_figures(ceilings)
+            results["ceiling_export_etcd_cpu"] = _ceiling_cpu(ceilings)
             _log("Initial export, then churn")
             initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
                                               args.churn_seconds, args.exporter_opt)
@@ -96,7 +102,9 @@ async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdS
         local = await connect(local_server.endpoint)
         try:
             _log(f"Ceiling on KVStoreMesh's local etcd ({len(cache):,} keys)")
-            results["ceiling_mesh"] = _ceiling_figures(await ceiling.measure_both(local_server, local, cache))
+            ceilings = await ceiling.measure_both(local_server, local, cache)
+            results["ceiling_mesh"] = _ceiling_figures(ceilings)
+            results["ceiling_mesh_etcd_cpu"] = _ceiling_cpu(ceilings)
             _log("KVStoreMesh initial mirror, then latency")
             proc = mesh.MeshProcess("cluster2", 2, local_server, [(shape.name, remote_server.endpoint)], workdir)
             try:
@@ -126,7 +134,7 @@ async def scale(workdir: Path, results: dict[str, Any]) -> None:
             cache.update(to_cache(shape.name, await mesh.fill_remote(server, shape)))
         local = await connect(local_server.endpoint)
         try:
-            figures = _ceiling_figures(await ceiling.measure_both(local_server, local, cache))
+            ceilings = await ceiling.measure_both(local_server, local, cache)
             proc = mesh.MeshProcess("cluster100", 100, local_server,
                                     [(f"cluster{n}", s.endpoint) for n, s in enumerate(servers, start=1)],
                                     workdir)
@@ -136,7 +144,8 @@ async def scale(workdir: Path, results: dict[str, Any]) -> None:
                 await proc.stop()
         finally:
             await local.close()
-        results["scale"] = {**_plain(result), "ceiling": figures}
+        results["scale"] = {**_plain(result), "ceiling": _ceiling_figures(ceilings),
+                            "ceiling_etcd_cpu": _ceiling_cpu(ceilings)}
     finally:
         for server in [*servers, local_server]:
             await server.close()

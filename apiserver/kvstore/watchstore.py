@@ -17,11 +17,11 @@ It must never write to the kvstore it reads from; errors that require a new conn
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import CompactedError, EventType, KVBackend, UnavailableError
+from apiserver.kvstore._backend import CompactedError, EventType, KeyValue, KVBackend, UnavailableError
 from apiserver.metrics import Metrics, kvstore_scope
 
 log = get_logger(__name__)
@@ -31,6 +31,10 @@ class WatchStoreObserver(Protocol):
     """Receives the mirrored state; keys are relative to the watched prefix."""
 
     def on_upsert(self, key: str, value: bytes) -> None: ...
+
+    def on_upsert_many(self, items: dict[str, bytes]) -> None:
+        """``on_upsert`` of each pair: the changed keys of one listed page, in one call."""
+        ...
 
     def on_delete(self, key: str) -> None: ...
 
@@ -122,8 +126,7 @@ class WatchStore:
         try:
             async for kvs, page_revision in pages:
                 revision = page_revision
-                for kv in kvs:
-                    self._upsert(prefix, kv.key, kv.value)
+                self._upsert_page(prefix, kvs)
         finally:
             await _close(pages)
         stale, self._stale = self._stale, set()
@@ -172,6 +175,26 @@ class WatchStore:
             return
         self._state[relative] = value
         self._observer.on_upsert(relative, value)
+
+    def _upsert_page(self, prefix: str, kvs: Sequence[KeyValue]) -> None:
+        """``_upsert`` of every key of a listed page, with one observer call for the page: a
+        KVStoreMesh mirror lists 200k+ keys, and per-key calls through the observer into the
+        sync store were a sixth of its CPU. Keys of a page are distinct, so order does not matter."""
+        start, state, stale = len(prefix), self._state, self._stale
+        changed: dict[str, bytes] = {}
+        for kv in kvs:
+            key, value = kv.key, kv.value
+            if len(key) <= start or not key.startswith(prefix):
+                self._upsert(prefix, key, value)  # logged and counted there
+                continue
+            relative = key[start:]
+            if stale:
+                stale.discard(relative)
+            if state.get(relative) != value:
+                changed[relative] = value
+        if changed:
+            state.update(changed)
+            self._observer.on_upsert_many(changed)
 
     def _delete_full(self, prefix: str, key: str) -> None:
         relative = self._relative(prefix, key)

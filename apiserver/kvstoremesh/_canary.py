@@ -69,5 +69,9 @@ class WatchStoreManager:
     def on_upsert(self, key: str, value: bytes) -> None:
         self._start(key)
 
+    def on_upsert_many(self, items: dict[str, bytes]) -> None:
+        for key in items:
+            self._start(key)
+
     def on_delete(self, key: str) -> None:
         pass

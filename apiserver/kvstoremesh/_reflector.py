@@ -33,6 +33,8 @@ class CacheWriter(Protocol):
 
     def upsert(self, key: str, value: bytes) -> None: ...
 
+    def upsert_many(self, items: dict[str, bytes]) -> None: ...
+
     def delete(self, key: str) -> None: ...
 
     def mark_synced(self) -> None: ...
@@ -63,6 +65,15 @@ class Reflector:
             self.writer.upsert(key, value)
         except ValueError as exc:  # a key the local store cannot represent (e.g. "/" only)
             self._skip(key, exc)
+
+    def on_upsert_many(self, items: dict[str, bytes]) -> None:
+        try:
+            self.writer.upsert_many(items)
+        except ValueError:
+            # Some key cannot be represented: key by key, so that only that one is skipped (the
+            # pairs already queued are not queued twice: equal values are dropped).
+            for key, value in items.items():
+                self.on_upsert(key, value)
 
     def on_delete(self, key: str) -> None:
         try:

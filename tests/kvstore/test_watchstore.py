@@ -25,6 +25,10 @@ class Recorder:
         self.state[key] = value
         self.log.append(("upsert", key))
 
+    def on_upsert_many(self, items: dict[str, bytes]) -> None:
+        for key, value in items.items():
+            self.on_upsert(key, value)
+
     def on_delete(self, key: str) -> None:
         del self.state[key]  # a delete for an unknown key is a bug: KeyError fails the test
         self.log.append(("delete", key))

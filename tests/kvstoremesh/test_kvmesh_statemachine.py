@@ -66,6 +66,26 @@ async def test_live_updates_and_deletes_and_garbage_values(memmesh: MemMesh) -> 
     assert not any("/other/" in k or "/c20/" in k or "/value/" in k for k in local)
 
 
+async def test_keys_that_cannot_be_mirrored_are_skipped_and_counted(memmesh: MemMesh) -> None:
+    data = RemoteData.sample("c2", 2)
+    remote = await memmesh.add_remote(data)
+    # Listed in the same page as valid keys: "/" is no key under the local cache prefix.
+    await remote.put("cilium/state/nodes/v1/c2//", b"{}")
+    await memmesh.start()
+    nodes = "cilium/cache/nodes/v1/c2/"
+    want = {nodes + k.rsplit("/", 1)[1]: v for k, v in remote.snapshot().items()
+            if k.startswith("cilium/state/nodes/v1/c2/node-")}
+    await eventually(lambda: {k: v for k, v in memmesh.local.snapshot().items() if k.startswith(nodes)} == want,
+                     what="the valid nodes mirrored")
+    assert memmesh.metric("malformed_objects_total", resource="nodes", reason="invalid-key") == 1
+    # Live: the watch path skips it too, and later updates still flow.
+    await remote.put("cilium/state/nodes/v1/c2///", b"{}")
+    await remote.put("cilium/state/nodes/v1/c2/node-new", b'{"new":1}')
+    await eventually(lambda: memmesh.local.snapshot().get(nodes + "node-new") == b'{"new":1}', what="live update")
+    assert memmesh.metric("malformed_objects_total", resource="nodes", reason="invalid-key") == 2
+    assert not any(k.startswith(nodes) and k.endswith("/") for k in memmesh.local.snapshot())
+
+
 async def test_canary_gating_and_remote_without_canaries(memmesh: MemMesh) -> None:
     # c2 advertises syncedCanaries but has not written the identities canary yet.
     gated = await memmesh.add_remote(RemoteData.sample("c2", 2), with_canaries=False)
