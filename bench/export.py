@@ -22,6 +22,7 @@ from bench._kv import IncorrectResult, dump, verify
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, cpu_seconds, memory_mb
 from bench._stats import Backlog, Latency
+from bench.floor import Floor, export_floor
 
 READY_TIMEOUT = 600.0
 DRAIN_TIMEOUT = 30.0
@@ -154,16 +155,18 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
 
 async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expected: KeyValues, workdir: Path,
               churn_rate: float, churn_seconds: float, kvstore_opts: Sequence[str] = ()
-              ) -> tuple[InitialExport, Churn]:
-    """Both exporter benchmarks on an empty ``server``; leaves the exported keys in it."""
-    kubesim, kubeconfig, _ = await start_kubesim(shape, workdir)
+              ) -> tuple[Floor, InitialExport, Churn]:
+    """The export floor, then both exporter benchmarks, on an empty ``server``; leaves the
+    exported keys in it."""
+    kubesim, kubeconfig, hello = await start_kubesim(shape, workdir)
     exporter = ExporterProcess(shape, server.endpoint, kubeconfig, workdir / "exporter.log", kvstore_opts)
     try:
         assert server.pid is not None
+        floor = await export_floor(hello["url"], server, client, expected, kubesim.pid)
         initial = await initial_export(exporter, client, shape, expected,
                                        {"etcd": [server.pid], "kubesim": [kubesim.pid]})
         changing = await churn(kubesim, exporter, client, shape, expected, churn_rate, churn_seconds)
     finally:
         await exporter.stop()
         await kubesim.stop()
-    return initial, changing
+    return floor, initial, changing

@@ -67,11 +67,24 @@ def _ceiling_rows(label: str, ceiling: dict[str, float], etcd_cpu: dict[str, flo
         yield Row(f"{label}: client Txn x128, {n} in flight (x{n}{cpu})", _kps(kps), f"{kps / _best(ceiling):.2f}")
 
 
+def _floor_rows(label: str, floor: dict[str, Any] | None, ceiling: dict[str, float], cpus: int) -> list[Row]:
+    """The bare-Python floor of a throughput figure (information only; see ``bench/floor.py``)."""
+    if not floor:
+        return []
+    busy = sum(floor["cpu"].values()) / (floor["seconds"] * cpus) * 100
+    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in floor["cpu"].items())
+    return [Row(f"{label} ({floor['keys']:,} keys, {floor['seconds']:.2f} s)", _kps(floor["keys_per_second"]),
+                _ratios(floor, ceiling)),
+            Row(f"↳ CPU seconds: {parts}", f"{busy:.0f} % of {cpus} CPUs busy")]
+
+
 def rows(r: Results) -> list[Row]:
     out: list[Row] = []
     if "initial_export" in r:
         ceiling = r["ceiling_export"]
         out += _ceiling_rows("Ceiling (exporter etcd)", ceiling, r.get("ceiling_export_etcd_cpu"))
+        out += _floor_rows("Floor: bare Python export of the endpoints (no cache/ownership/queue)",
+                           r.get("floor_export"), ceiling, r.get("cpus") or 1)
         ie = r["initial_export"]
         ratio = ie["keys_per_second"] / _best(ceiling)
         out.append(Row(f"Initial export ({ie['keys']:,} keys, {ie['bootstrap_seconds']:.2f} s; "
@@ -96,6 +109,8 @@ def rows(r: Results) -> list[Row]:
     if "mirror" in r:
         ceiling = r["ceiling_mesh"]
         out += _ceiling_rows("Ceiling (KVStoreMesh local etcd)", ceiling, r.get("ceiling_mesh_etcd_cpu"))
+        out += _floor_rows("Floor: bare Python copy remote -> local (no state/queue/canaries)",
+                           r.get("floor_mesh"), ceiling, r.get("cpus") or 1)
         m = r["mirror"]
         ratio = m["keys_per_second"] / _best(ceiling)
         out.append(Row(f"KVStoreMesh initial mirror ({m['keys']:,} keys, {m['seconds']:.2f} s)",

@@ -26,8 +26,9 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apiserver.kvstore.etcd import EtcdClient
+from apiserver.kvstoremesh import MeshConfig
 from apiserver.testing.etcd import EtcdServer
-from bench import ceiling, export, mesh, ratelimit, report
+from bench import ceiling, export, floor, mesh, ratelimit, report
 from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
 from bench._kv import connect
 from bench._procs import REPO
@@ -82,9 +83,10 @@ async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Names
             ceilings = await ceiling.measure_both(remote_server, remote, expected)
             results["ceiling_export"] = _ceiling_figures(ceilings)
             results["ceiling_export_etcd_cpu"] = _ceiling_cpu(ceilings)
-            _log("Initial export, then churn")
-            initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
+            _log("Export floor (bare Python exporter), initial export, then churn")
+            bare, initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
                                               args.churn_seconds, args.exporter_opt)
+            results["floor_export"] = _plain(bare)
             results["initial_export"] = _plain(initial)
             results["churn"] = {**_plain(churn), "backlog_max": churn.backlog.max,
                                 "drained_after": churn.backlog.drained_after, "keeps_up": churn.keeps_up()}
@@ -105,6 +107,9 @@ async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdS
             ceilings = await ceiling.measure_both(local_server, local, cache)
             results["ceiling_mesh"] = _ceiling_figures(ceilings)
             results["ceiling_mesh_etcd_cpu"] = _ceiling_cpu(ceilings)
+            _log("Mirror floor (bare Python copy)")
+            results["floor_mesh"] = _plain(await floor.mirror_floor(
+                remote_server, remote, shape.name, local_server, local, cache, MeshConfig().list_page_size))
             _log("KVStoreMesh initial mirror, then latency")
             proc = mesh.MeshProcess("cluster2", 2, local_server, [(shape.name, remote_server.endpoint)], workdir)
             try:

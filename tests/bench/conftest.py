@@ -1,0 +1,6 @@
+"""``bench`` is not an installed package: make the repository importable for its tests."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
