@@ -17,7 +17,7 @@ from apiserver.kube import KubeConfigError, KubeOptions, build_client, check_api
 from apiserver.kvstore._backend import KVStoreError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.ratelimit import RateLimiter
-from apiserver.metrics import APISERVER_NAMESPACE, Metrics
+from apiserver.metrics import APISERVER_NAMESPACE, ApiLimiterMetrics, Metrics
 from apiserver.server import HealthServer, MetricsServer
 
 log = get_logger("clustermesh-apiserver")
@@ -66,6 +66,7 @@ async def _serve(options: ExporterOptions, kube_options: KubeOptions, etcd_confi
         await kube.close()
         return 0
     limiter = RateLimiter.for_batched_writes(options.kvstore_opts)
+    limiter.observe(ApiLimiterMetrics(metrics))
     exporter = Exporter(options, backend, kube, metrics, limiter=limiter)
 
     async def healthy() -> str | None:

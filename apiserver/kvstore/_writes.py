@@ -46,7 +46,7 @@ async def put_with_lease(backend: KVBackend, leases: LeaseManager, key: str, val
     started = time.perf_counter()
     ok = False
     try:
-        async with limiter if limiter is not None else contextlib.nullcontext(), asyncio.timeout(op_timeout):
+        async with limiter.request() if limiter is not None else contextlib.nullcontext(), asyncio.timeout(op_timeout):
             revision = await backend.put(key, value, lease=lease)
         ok = True
         return revision

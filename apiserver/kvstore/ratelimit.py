@@ -15,19 +15,23 @@ Our processes build theirs with ``for_batched_writes``: as above when ``etcd.qps
 no token bucket at all when it is not (see that method for why).
 
 The limiter is shared by every writer of one process (one per etcd client, as upstream). It
-never talks to etcd itself.
+never talks to etcd itself. Each operation runs inside ``async with limiter.request():``, which
+measures how long it waited and ran; an observer (``observe``) gets upstream's api-limiter
+figures after every request and on every configuration change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 
 from apiserver._logging import get_logger
 
-__all__ = ["DEFAULT_QPS", "RateLimiter"]
+__all__ = ["DEFAULT_QPS", "LimiterValues", "RateLimiter"]
 
 log = get_logger(__name__)
 
@@ -36,8 +40,27 @@ OPT_QPS = "etcd.qps"
 OPT_BOOTSTRAP_QPS = "etcd.bootstrapQps"
 OPT_MAX_INFLIGHT = "etcd.maxInflight"
 
+OUTCOME_SUCCESS, OUTCOME_FAIL = "success", "fail"
+MEAN_OVER = 10  # requests the mean wait and processing durations are taken over (upstream's default)
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterValues:
+    """What a limiter reports (upstream's ``rate.MetricsValues``, less its auto-adjustment)."""
+
+    mean_processing_seconds: float
+    mean_wait_seconds: float
+    in_flight: int
+    max_inflight: int  # 0: no cap
+    rate: float  # operations/s now allowed; 0: no token bucket
+    burst: int  # 0: no token bucket
+    outcome: str | None  # of the request just finished; None for a configuration change
+
+
+LimiterObserver = Callable[[LimiterValues], None]
 
 
 def _int_opt(opts: Mapping[str, str], name: str) -> int | None:
@@ -72,6 +95,9 @@ class RateLimiter:
         self.in_flight = 0
         self.acquired = 0
         self.waited_seconds = 0.0
+        self._waits: deque[float] = deque(maxlen=MEAN_OVER)
+        self._processing: deque[float] = deque(maxlen=MEAN_OVER)
+        self._observer: LimiterObserver | None = None
 
     @classmethod
     def unlimited(cls) -> RateLimiter:
@@ -119,6 +145,31 @@ class RateLimiter:
         self._bootstrapping = False
         self._rate = self._steady_rate
         log.info("Bootstrap complete, updating kvstore QPS limit", qps=self._rate)
+        self._report(None)
+
+    def observe(self, observer: LimiterObserver) -> None:
+        """Report to ``observer`` from now on, starting with the current configuration."""
+        self._observer = observer
+        self._report(None)
+
+    def values(self, outcome: str | None = None) -> LimiterValues:
+        bucket = self._rate is not None
+        return LimiterValues(
+            mean_processing_seconds=sum(self._processing) / len(self._processing) if self._processing else 0.0,
+            mean_wait_seconds=sum(self._waits) / len(self._waits) if self._waits else 0.0,
+            in_flight=self.in_flight, max_inflight=self.max_inflight or 0,
+            rate=float(self._rate) if self._rate is not None else 0.0, burst=self.burst if bucket else 0,
+            outcome=outcome)
+
+    def _report(self, outcome: str | None) -> None:
+        if self._observer is not None:
+            self._observer(self.values(outcome))
+
+    def _finished(self, waited: float, processing: float | None, ok: bool) -> None:
+        self._waits.append(waited)
+        if processing is not None:
+            self._processing.append(processing)
+        self._report(OUTCOME_SUCCESS if ok else OUTCOME_FAIL)
 
     def _refill(self) -> None:
         now = self._clock()
@@ -153,14 +204,37 @@ class RateLimiter:
         if self._slots is not None:
             self._slots.release()
 
-    async def __aenter__(self) -> RateLimiter:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self.release()
+    def request(self) -> LimitedRequest:
+        """``async with limiter.request():`` around one operation: waits for its turn, then
+        measures it; a failure inside (or while waiting) counts as a failed request."""
+        return LimitedRequest(self)
 
     def __repr__(self) -> str:
         return (f"RateLimiter(rate={self._rate}, burst={self.burst}, max_inflight={self.max_inflight}, "
                 f"bootstrapping={self._bootstrapping})")
+
+
+class LimitedRequest:
+    """One operation under a ``RateLimiter`` (see ``RateLimiter.request``)."""
+
+    __slots__ = ("_limiter", "_scheduled", "_started")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        self._scheduled = self._started = 0.0
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        self._scheduled = limiter._clock()
+        try:
+            await limiter.acquire()
+        except BaseException:  # cancelled or timed out while waiting: never ran
+            limiter._finished(limiter._clock() - self._scheduled, None, ok=False)
+            raise
+        self._started = limiter._clock()
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        limiter = self._limiter
+        limiter.release()
+        limiter._finished(self._started - self._scheduled, limiter._clock() - self._started, ok=et is None)

@@ -322,7 +322,7 @@ class SyncStore:
             leases = iter(lease_ids)
             ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
                              for k, v in zip(keys, values, strict=True)]
-            async with self._limiter, asyncio.timeout(self._op_timeout):
+            async with self._limiter.request(), asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:
             self._queue.failed(keys, asyncio.get_running_loop().time())
@@ -389,7 +389,7 @@ class SyncStore:
         started = time.perf_counter()
         cut, count = len(self._base), 0
         try:
-            async with self._limiter, asyncio.timeout(self._op_timeout):
+            async with self._limiter.request(), asyncio.timeout(self._op_timeout):
                 # Page by page: one listing of 200k+ keys would add ~60 MB to the process's peak.
                 pages = self._backend.iter_prefix(self._stale_prefix, keys_only=True, page_size=CLEANUP_PAGE_SIZE)
                 try:

@@ -27,7 +27,7 @@ from apiserver.kvstoremesh._mesh import KVStoreMesh
 from apiserver.kvstoremesh._remote import Connector
 from apiserver.kvstoremesh._status import RemoteClusterStatus
 from apiserver.kvstoremesh._tasks import cancel_and_wait
-from apiserver.metrics import KVSTOREMESH_NAMESPACE, Metrics
+from apiserver.metrics import KVSTOREMESH_NAMESPACE, ApiLimiterMetrics, Metrics
 from apiserver.server import HealthServer, MetricsServer
 
 log = get_logger(__name__)
@@ -60,6 +60,7 @@ class KVStoreMeshDaemon:
         self.backend: KVBackend | None = None
         self.mesh: KVStoreMesh | None = None
         self.limiter = RateLimiter.for_batched_writes(settings.kvstore_opts)
+        self.limiter.observe(ApiLimiterMetrics(self.metrics))
         self.health = HealthServer(settings.health_port, ready=self.ready, host=settings.health_host)
         self.api = APIServer(settings.api_serve_addr, self._status)
         self.metrics_server = (MetricsServer(settings.prometheus_serve_addr, self.metrics.registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -103,6 +104,11 @@ async def test_process_exports_serves_probes_and_stops_on_sigterm(
         assert 'cilium_clustermesh_apiserver_kvstore_initial_sync_completed{action="write"' in text
         assert "cilium_clustermesh_apiserver_bootstrap_seconds{source_cluster=\"cluster1\"}" in text
         assert 'cilium_clustermesh_apiserver_kube_requests_total{resource="ciliumnodes",verb="list"} 1.0' in text
+        # The etcd limiter: Helm's qps (burst) and at least the data, canaries and config written through it.
+        assert 'cilium_clustermesh_apiserver_api_limiter_rate_limit{api_call="etcd",value="burst"} 20.0' in text
+        written = re.search(r'cilium_clustermesh_apiserver_api_limiter_processed_requests_total\{api_call="etcd",'
+                            r'outcome="success",return_code="200"\} (\S+)', text)
+        assert written is not None and float(written.group(1)) >= 5
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)
         assert proc.returncode == 0

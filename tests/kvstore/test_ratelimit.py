@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import LimiterValues, RateLimiter
+from apiserver.metrics import APISERVER_NAMESPACE, ApiLimiterMetrics, Metrics
 
 
 class FakeTime:
@@ -63,7 +64,7 @@ async def test_token_bucket_paces_after_the_burst() -> None:
     fake = FakeTime()
     limiter = RateLimiter(10, burst=2, clock=fake.clock, sleep=fake.sleep)
     for _ in range(12):
-        async with limiter:
+        async with limiter.request():
             pass
     assert fake.now == pytest.approx(1.0)  # 2 free, then 10 at 0.1 s each
     assert limiter.acquired == 12
@@ -73,7 +74,7 @@ async def test_bootstrap_rate_then_steady_rate() -> None:
     fake = FakeTime()
     limiter = RateLimiter(10, bootstrap_qps=1000, clock=fake.clock, sleep=fake.sleep)
     for _ in range(110):  # burst 10 (the steady qps), then 100 at 1 ms
-        async with limiter:
+        async with limiter.request():
             pass
     assert fake.now == pytest.approx(0.1)
     limiter.bootstrap_complete()
@@ -81,7 +82,7 @@ async def test_bootstrap_rate_then_steady_rate() -> None:
     assert limiter.rate == 10 and not limiter.bootstrapping
     start = fake.now
     for _ in range(10):
-        async with limiter:
+        async with limiter.request():
             pass
     assert fake.now - start == pytest.approx(1.0)
 
@@ -90,7 +91,7 @@ async def test_unlimited_never_waits() -> None:
     fake = FakeTime()
     limiter = RateLimiter(None, clock=fake.clock, sleep=fake.sleep)
     for _ in range(1000):
-        async with limiter:
+        async with limiter.request():
             pass
     assert fake.now == 0.0 and limiter.rate is None
 
@@ -101,7 +102,7 @@ async def test_in_flight_cap() -> None:
     entered: list[int] = []
 
     async def op(n: int) -> None:
-        async with limiter:
+        async with limiter.request():
             entered.append(n)
             await release.wait()
 
@@ -127,3 +128,96 @@ async def test_cancelled_wait_gives_its_token_back() -> None:
     assert fake.now == pytest.approx(1.0) and limiter.in_flight == 0
     await limiter.acquire()  # the token refilled meanwhile is free: no debt was kept
     assert fake.now == pytest.approx(1.0)
+
+
+# ---- what the limiter reports (upstream's api-limiter metrics) -------------------------------------
+
+class Recorder:
+    def __init__(self) -> None:
+        self.values: list[LimiterValues] = []
+
+    def __call__(self, values: LimiterValues) -> None:
+        self.values.append(values)
+
+
+async def test_reports_configuration_then_each_request_with_means_over_the_last_ten() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(10, max_inflight=4, clock=fake.clock, sleep=fake.sleep)
+    seen = Recorder()
+    limiter.observe(seen)
+    assert seen.values == [LimiterValues(0.0, 0.0, 0, 4, 10.0, 10, None)]
+    for i in range(12):  # processing takes i seconds; the burst of 10 covers the first 10
+        async with limiter.request():
+            fake.now += i
+    last = seen.values[-1]
+    assert last.outcome == "success" and last.in_flight == 0
+    assert last.mean_processing_seconds == pytest.approx(sum(range(2, 12)) / 10)  # the last ten only
+    # The bucket refilled while the slow requests ran: nobody waited.
+    assert last.mean_wait_seconds == 0.0 and len(seen.values) == 13
+
+
+async def test_waiting_requests_report_their_wait() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(1, clock=fake.clock, sleep=fake.sleep)  # burst 1: every request after the first waits 1 s
+    seen = Recorder()
+    limiter.observe(seen)
+    for _ in range(3):
+        async with limiter.request():
+            pass
+    assert [v.mean_wait_seconds for v in seen.values[1:]] == pytest.approx([0.0, 0.5, 2 / 3])
+
+
+async def test_a_failed_or_cancelled_request_is_reported_as_failed() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(None, max_inflight=1, clock=fake.clock, sleep=fake.sleep)
+    seen = Recorder()
+    limiter.observe(seen)
+    with pytest.raises(RuntimeError):
+        async with limiter.request():
+            raise RuntimeError("etcd said no")
+    assert seen.values[-1].outcome == "fail" and limiter.in_flight == 0
+    async with limiter.request():
+        waiter = asyncio.ensure_future(limiter.request().__aenter__())  # no free slot: waits
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert seen.values[-1].outcome == "fail" and limiter.in_flight == 1
+    assert seen.values[-1].outcome == "success" and limiter.in_flight == 0
+    # Unlimited: no bucket, so rate and burst are reported as 0 (upstream: no limiter).
+    assert (seen.values[-1].rate, seen.values[-1].burst, seen.values[-1].max_inflight) == (0.0, 0, 1)
+
+
+async def test_bootstrap_complete_reports_the_steady_rate() -> None:
+    limiter = RateLimiter(20, bootstrap_qps=10000)
+    seen = Recorder()
+    limiter.observe(seen)
+    limiter.bootstrap_complete()
+    assert [(v.rate, v.burst, v.outcome) for v in seen.values] == [(10000.0, 20, None), (20.0, 20, None)]
+
+
+async def test_metrics_series_follow_upstream_names_and_labels() -> None:
+    metrics = Metrics(APISERVER_NAMESPACE)
+    limiter = RateLimiter(20, max_inflight=5)
+    limiter.observe(ApiLimiterMetrics(metrics))
+    async with limiter.request():
+        pass
+    with pytest.raises(ValueError):
+        async with limiter.request():
+            raise ValueError("boom")
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(f"cilium_clustermesh_apiserver_api_limiter_{name}",
+                                                 {"api_call": "etcd", **labels})
+
+    assert sample("processed_requests_total", outcome="success", return_code="200") == 1
+    assert sample("processed_requests_total", outcome="fail", return_code="500") == 1
+    assert (sample("rate_limit", value="limit"), sample("rate_limit", value="burst")) == (20, 20)
+    assert (sample("requests_in_flight", value="in-flight"),
+            sample("requests_in_flight", value="limit")) == (0, 5)
+    assert sample("processing_duration_seconds", value="mean") is not None
+    assert sample("processing_duration_seconds", value="estimated") == 0
+    assert sample("wait_duration_seconds", value="mean") == pytest.approx(0, abs=0.01)  # real clock: no wait
+    assert [sample("wait_duration_seconds", value=v) for v in ("min", "max")] == [0, 0]
+    assert metrics.registry.get_sample_value("cilium_clustermesh_apiserver_api_limiter_adjustment_factor",
+                                             {"api_call": "etcd"}) == 0

@@ -124,7 +124,10 @@ async def test_real_process_serves_readyz_api_and_metrics_and_stops_on_sigterm(t
 
                 await eventually(ready, timeout=30, what="/readyz")
                 async with session.get(f"http://127.0.0.1:{prom}/metrics") as resp:
-                    assert "cilium_kvstoremesh_bootstrap_seconds" in await resp.text()
+                    text = await resp.text()
+                    assert "cilium_kvstoremesh_bootstrap_seconds" in text
+                    assert ('cilium_kvstoremesh_api_limiter_processed_requests_total{api_call="etcd",'
+                            'outcome="success",return_code="200"}') in text
             dbg = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "apiserver", "kvstoremesh-dbg", "status", "-o", "json",
                 f"--server-address=127.0.0.1:{api}", stdout=subprocess.PIPE,
