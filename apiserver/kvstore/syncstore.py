@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -151,9 +151,13 @@ class SyncStore:
             self._wake.set()
 
     def upsert_many(self, items: Mapping[str, bytes]) -> None:
-        """``upsert`` of every pair of ``items``."""
-        checked = self._key
-        if self._queue.upsert_many((checked(k), v) for k, v in items.items()) and not self._wake.is_set():
+        """``upsert`` of every pair of ``items`` (all of them, or none if a key is invalid)."""
+        pairs: Iterable[tuple[str, bytes]] = items.items()
+        # The usual keys need no cleaning: checked in one comprehension, not one call per key.
+        if [k for k in items if not k or k[0] == "/" or k[-1] == "/" or "//" in k]:
+            checked = self._key
+            pairs = [(checked(k), v) for k, v in pairs]
+        if self._queue.upsert_many(pairs) and not self._wake.is_set():
             self._wake.set()
 
     def delete(self, key: str) -> None:

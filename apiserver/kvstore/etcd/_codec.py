@@ -96,6 +96,16 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + encode_varint(len(payload)) + payload if payload else b""
 
 
+def _encode_put(tag: bytes, key: bytes, value: bytes, lease_field: bytes, parts: list[bytes]) -> None:
+    """Any put: empty fields left out (as proto3 serialization does), any length."""
+    key_field = _field(_TAG_KEY, key)
+    value_field = _field(_TAG_VALUE, value)
+    put_len = len(key_field) + len(value_field) + len(lease_field)
+    put_header = encode_varint(put_len)
+    parts += (tag, encode_varint(1 + len(put_header) + put_len), _TAG_OP_PUT, put_header, key_field, value_field,
+              lease_field)
+
+
 def _encode_branch(tag: bytes, ops: Sequence[Op], parts: list[bytes]) -> None:
     """Append the ``RequestOp`` fields of ``ops`` (field ``tag`` of ``TxnRequest``) to ``parts``."""
     if len(ops) > MAX_TXN_OPS:
@@ -105,28 +115,22 @@ def _encode_branch(tag: bytes, ops: Sequence[Op], parts: list[bytes]) -> None:
     extend = parts.extend
     for op in ops:
         if type(op) is Put:
-            # Lengths are computed, not measured on joined pieces: every byte is copied once, by
-            # the final join. Empty fields are left out, as proto3 serialization does.
             key, value = op.key.encode(), op.value
             lease_field = lease_fields.get(op.lease)
             if lease_field is None:
                 lease_field = lease_fields[op.lease] = _TAG_LEASE + encode_varint(op.lease) if op.lease else b""
             key_len, value_len = len(key), len(value)
-            key_field_len = 1 + len(varints[key_len]) + key_len if key_len < cached else len(_field(_TAG_KEY, key))
-            value_field_len = (1 + len(varints[value_len]) + value_len if value_len < cached
-                               else len(_field(_TAG_VALUE, value)))
-            if not key_len:
-                key_field_len = 0
-            if not value_len:
-                value_field_len = 0
-            put_len = key_field_len + value_field_len + len(lease_field)
-            put_header = encode_varint(put_len)
-            extend((tag, encode_varint(1 + len(put_header) + put_len), _TAG_OP_PUT, put_header))
-            if key_len:
-                extend((_TAG_KEY, encode_varint(key_len), key))
-            if value_len:
-                extend((_TAG_VALUE, encode_varint(value_len), value))
-            parts.append(lease_field)
+            if 0 < key_len < cached and 0 < value_len < cached:
+                # The usual put: lengths computed from the table, not measured on joined pieces,
+                # so that every byte is copied once, by the final join.
+                key_header, value_header = varints[key_len], varints[value_len]
+                put_len = 2 + len(key_header) + key_len + len(value_header) + value_len + len(lease_field)
+                if put_len + 3 < cached:  # then the RequestOp's length is in the table too
+                    put_header = varints[put_len]
+                    extend((tag, varints[1 + len(put_header) + put_len], _TAG_OP_PUT, put_header,
+                            _TAG_KEY, key_header, key, _TAG_VALUE, value_header, value, lease_field))
+                    continue
+            _encode_put(tag, key, value, lease_field, parts)
         elif type(op) is Delete:
             key, range_end = prefix_range(op.key) if op.prefix else (op.key.encode(), b"")
             delete = _field(_TAG_KEY, key) + _field(_TAG_RANGE_END, range_end)
