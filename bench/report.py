@@ -172,24 +172,27 @@ def plot(r: Results, path: Path) -> None:
     labels: list[str] = []
     values: list[float] = []
     colors: list[str] = []
-    for key, label in (("ceiling_export", "ceiling\n(exporter etcd)"), ("ceiling_mesh", "ceiling\n(mesh etcd)")):
+    for key, label in (("ceiling_export", "exporter\netcd"), ("ceiling_mesh", "mesh\netcd")):
         for n, kps in sorted(r.get(key, {}).items()):
-            labels.append(f"{label}\n{n} in flight")
+            labels.append(f"ceiling x{n}\n{label}")
             values.append(kps)
             colors.append("#bbbbbb")
-    for key, label in (("initial_export", "initial\nexport"), ("mirror", "KVStoreMesh\nmirror")):
-        if key in r:
-            labels.append(label)
-            values.append(r[key]["keys_per_second"])
-            colors.append("#3b7dd8")
+    components = (("floor_export", "floor:\nbare\nexport", "initial_export", "initial\nexport"),
+                  ("floor_mesh", "floor:\nbare\nmirror", "mirror", "KVStore-\nMesh\nmirror"))
+    for floor_key, floor_label, key, label in components:
+        for result_key, result_label, color in ((floor_key, floor_label, "#9fc3f0"), (key, label, "#3b7dd8")):
+            if result_key in r:
+                labels.append(result_label)
+                values.append(r[result_key]["keys_per_second"])
+                colors.append(color)
     if "scale" in r:
-        labels.append(f"KVStoreMesh\n{r['scale']['remotes']} remotes")
+        labels.append(f"KVStore-\nMesh x{r['scale']['remotes']}\nremotes")
         values.append(r["scale"]["keys_per_second"])
         colors.append("#3b7dd8")
     bars.bar(range(len(values)), values, color=colors)
     bars.set_xticks(range(len(values)), labels, fontsize=7)
     bars.set_ylabel("keys/s")
-    bars.set_title("Throughput into etcd (grey: ceiling)")
+    bars.set_title("Throughput into etcd (grey: ceiling, light blue: bare Python floor)")
     for key, label in (("churn", "exporter churn (kubesim write -> etcd)"),
                        ("mirror_latency", "KVStoreMesh (remote put -> local cache)")):
         if key in r and r[key]["timeline"]:
