@@ -145,28 +145,35 @@ class KubeRequestMetrics:
 
 class ApiLimiterMetrics:
     """A rate limiter's observer (``RateLimiter.observe``) writing the ``api_limiter_*`` series of
-    one ``api_call`` (upstream names the kvstore's ``etcd``)."""
+    one ``api_call`` (upstream names the kvstore's ``etcd``). Called once per etcd write: the
+    series are resolved once, here, and the values the kvstore limiter never changes (estimated
+    processing, min/max wait, adjustment factor: upstream's kvstore sets none of them) written once."""
 
     # Upstream derives the code from the outcome when the caller gives none, as its kvstore does.
     # [UNCONFIRMED: the mapping's exact values; 200/500 follow the HTTP meaning of the outcomes.]
     _RETURN_CODES = {"success": "200", "fail": "500"}
 
     def __init__(self, metrics: Metrics, api_call: str = "etcd") -> None:
-        self._metrics = metrics
-        self._api_call = api_call
+        processing, wait = metrics.api_limiter_processing_duration_seconds, metrics.api_limiter_wait_duration_seconds
+        in_flight, rate = metrics.api_limiter_requests_in_flight, metrics.api_limiter_rate_limit
+        self._mean_processing = processing.labels(api_call, "mean")
+        self._mean_wait = wait.labels(api_call, "mean")
+        self._in_flight = in_flight.labels(api_call, "in-flight")
+        self._in_flight_limit = in_flight.labels(api_call, "limit")
+        self._rate = rate.labels(api_call, "limit")
+        self._burst = rate.labels(api_call, "burst")
+        self._processed = {outcome: metrics.api_limiter_processed_requests_total.labels(api_call, outcome, code)
+                           for outcome, code in self._RETURN_CODES.items()}
+        for constant in (processing.labels(api_call, "estimated"), wait.labels(api_call, "min"),
+                         wait.labels(api_call, "max"), metrics.api_limiter_adjustment_factor.labels(api_call)):
+            constant.set(0)
 
     def __call__(self, values: LimiterValues) -> None:
-        m, name = self._metrics, self._api_call
-        m.api_limiter_processing_duration_seconds.labels(name, "mean").set(values.mean_processing_seconds)
-        m.api_limiter_processing_duration_seconds.labels(name, "estimated").set(0)
-        m.api_limiter_wait_duration_seconds.labels(name, "mean").set(values.mean_wait_seconds)
-        m.api_limiter_wait_duration_seconds.labels(name, "min").set(0)
-        m.api_limiter_wait_duration_seconds.labels(name, "max").set(0)
-        m.api_limiter_requests_in_flight.labels(name, "in-flight").set(values.in_flight)
-        m.api_limiter_requests_in_flight.labels(name, "limit").set(values.max_inflight)
-        m.api_limiter_rate_limit.labels(name, "limit").set(values.rate)
-        m.api_limiter_rate_limit.labels(name, "burst").set(values.burst)
-        m.api_limiter_adjustment_factor.labels(name).set(0)
+        self._mean_processing.set(values.mean_processing_seconds)
+        self._mean_wait.set(values.mean_wait_seconds)
+        self._in_flight.set(values.in_flight)
+        self._in_flight_limit.set(values.max_inflight)
+        self._rate.set(values.rate)
+        self._burst.set(values.burst)
         if values.outcome is not None:
-            code = self._RETURN_CODES.get(values.outcome, "500")
-            m.api_limiter_processed_requests_total.labels(name, values.outcome, code).inc()
+            self._processed[values.outcome].inc()
