@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ class Churn:
     peak_rss_mb: float
     exporter_cpu: float = 0.0
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, ms)
+    # True: steady RSS is the median of the samples taken once every endpoint had changed (the
+    # plateau: each changed value lands in a new allocation); False: of the second half of the run.
+    steady_after_all_changed: bool = False
 
     def keeps_up(self) -> bool:
         # Never more than half a second of changes outstanding, drained within a second, no trend.
@@ -104,9 +108,10 @@ async def initial_export(exporter: ExporterProcess, client: EtcdClient, shape: B
     return InitialExport(len(expected), bootstrap, wall, peak, cpu)
 
 
-async def _sample_rss(pid: int, samples: list[float], stop: asyncio.Event) -> None:
+async def _sample_rss(pid: int, samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """(monotonic time, RSS MB) every second until ``stop``."""
     while not stop.is_set():
-        samples.append(memory_mb(pid)[1])
+        samples.append((time.monotonic(), memory_mb(pid)[1]))
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
@@ -121,10 +126,11 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
     gc.freeze()
     probe = VisibilityProbe(client, IP_DEFAULT_PREFIX + "/", _MARKER)
     await probe.start()
-    rss: list[float] = []
+    rss: list[tuple[float, float]] = []
     stop_sampling = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(exporter.child.pid, rss, stop_sampling))
     cpu_before = cpu_seconds(exporter.child.pid)
+    started = time.monotonic()
     try:
         await kubesim.send({"cmd": "churn", "rate": rate, "seconds": seconds, "seed": 7})
         writes = (await kubesim.read_message(seconds + 120.0))["writes"]
@@ -148,12 +154,16 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
     order = sorted(changes, key=changes.__getitem__)
     delays = [seen[c] - changes[c] for c in order]
     start = changes[order[0]]
-    steady = sorted(rss[len(rss) // 2:]) or [0.0]
+    # The emulator updates a permutation of the endpoints: all have changed after endpoints/rate s.
+    all_changed_at = started + shape.endpoints / rate
+    plateau = [mb for at, mb in rss if at >= all_changed_at]
+    steady = sorted(plateau or [mb for _, mb in rss[len(rss) // 2:]]) or [0.0]
     peak, _ = memory_mb(exporter.child.pid)
     return Churn(rate, seconds, len(writes), Latency.of(delays),
                  Backlog.of([changes[c] for c in order], [seen[c] for c in order]),
                  steady_rss_mb=steady[len(steady) // 2], peak_rss_mb=peak, exporter_cpu=cpu / seconds,
-                 timeline=[(changes[c] - start, d * 1000.0) for c, d in zip(order[::20], delays[::20], strict=True)])
+                 timeline=[(changes[c] - start, d * 1000.0) for c, d in zip(order[::20], delays[::20], strict=True)],
+                 steady_after_all_changed=bool(plateau))
 
 
 async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expected: KeyValues, workdir: Path,

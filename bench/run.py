@@ -39,6 +39,7 @@ PHASES = ("export", "mesh", "scale", "ratelimit")
 SCALE_REMOTES = 16
 SCALE_KEYS = 5_000
 CHURN_RATE = 1_000.0
+PLATEAU_SECONDS = 10.0
 
 
 def _log(message: str) -> None:
@@ -84,8 +85,12 @@ async def export_and_mesh(shape: BenchShape, workdir: Path, args: argparse.Names
             results["ceiling_export"] = _ceiling_figures(ceilings)
             results["ceiling_export_etcd_cpu"] = _ceiling_cpu(ceilings)
             _log("Export floor (bare Python exporter), initial export, then churn")
+            # Long enough for every endpoint to change once (and 10 s more), or the steady RSS would
+            # be read while it still grows: each changed value takes a new allocation.
+            churn_seconds = (args.churn_seconds if args.quick
+                             else max(args.churn_seconds, shape.endpoints / CHURN_RATE + PLATEAU_SECONDS))
             bare, initial, churn = await export.run(remote_server, remote, shape, expected, workdir, CHURN_RATE,
-                                              args.churn_seconds, args.exporter_opt)
+                                                    churn_seconds, args.exporter_opt)
             results["floor_export"] = _plain(bare)
             results["initial_export"] = _plain(initial)
             results["churn"] = {**_plain(churn), "backlog_max": churn.backlog.max,

@@ -99,3 +99,16 @@ def test_many_owners_of_one_key_hand_over_in_order(owners: int) -> None:
     for i in range(owners - 1):
         assert own.remove(f"o{i}") == ({"ip": str(i + 1).encode()}, [])
     assert own.remove(f"o{owners - 1}") == ({}, ["ip"])
+
+
+def test_an_update_with_the_same_addresses_keeps_no_second_copy_of_the_keys() -> None:
+    own = IPOwnership()
+    first = {"".join(["10.0.0.", "1"]): b"a", "".join(["fd00::", "1"]): b"b"}
+    own.update("ns/pod", first)
+    again = {"".join(["10.0.0.", "1"]): b"c", "".join(["fd00::", "1"]): b"d"}  # equal, not the same objects
+    assert own.update("ns/pod", again) == (again, [])
+    held = {id(k) for k in own._keys_of["ns/pod"]}
+    assert held == {id(k) for k in first}  # the strings every other map holds already
+    # A changed address set is still taken over, and released keys are deleted.
+    assert own.update("ns/pod", {"10.0.0.2": b"e"}) == ({"10.0.0.2": b"e"}, ["10.0.0.1", "fd00::1"])
+    assert own.update("ns/pod", {}) == ({}, ["10.0.0.2"])
