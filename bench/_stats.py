@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def median_run(runs: Sequence[T], seconds: Callable[[T], float]) -> T:
+    """The run of median duration (the upper one of an even count): a repeated measurement's figure."""
+    return sorted(runs, key=seconds)[len(runs) // 2]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

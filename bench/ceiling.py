@@ -15,7 +15,8 @@ from apiserver.kvstore._backend import MAX_TXN_OPS, Op, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.testing.etcd import EtcdServer
 from bench._kv import verify, wipe
-from bench._procs import cpu_seconds
+from bench._procs import CpuMeter
+from bench._stats import median_run
 
 SCRATCH = "bench-ceiling/"
 REPEATS = 3
@@ -44,15 +45,14 @@ async def measure(server: EtcdServer, client: EtcdClient, data: Mapping[str, byt
         for batch in queue:  # shared iterator: each batch is taken by exactly one writer
             await client.txn((), batch)
 
-    etcd_cpu = cpu_seconds(server.pid) if server.pid is not None else 0.0
+    meter = CpuMeter({"etcd": [p for p in (server.pid,) if p is not None]})
     started = time.perf_counter()
     await asyncio.gather(*(writer() for _ in range(in_flight)))
     seconds = time.perf_counter() - started
-    if server.pid is not None:
-        etcd_cpu = cpu_seconds(server.pid) - etcd_cpu
+    etcd_cpu = meter.read()["etcd"]
     await verify(client, SCRATCH, {SCRATCH + k: v for k, v in data.items()}, f"ceiling x{in_flight}")
     await wipe(server, client)
-    return Ceiling(len(data), sum(map(len, data.values())), in_flight, seconds, round(etcd_cpu, 2))
+    return Ceiling(len(data), sum(map(len, data.values())), in_flight, seconds, etcd_cpu)
 
 
 async def measure_both(server: EtcdServer, client: EtcdClient, data: Mapping[str, bytes],
@@ -63,4 +63,4 @@ async def measure_both(server: EtcdServer, client: EtcdClient, data: Mapping[str
     for _ in range(repeats):
         for n, results in runs.items():
             results.append(await measure(server, client, data, n))
-    return {n: sorted(results, key=lambda c: c.seconds)[len(results) // 2] for n, results in runs.items()}
+    return {n: median_run(results, lambda c: c.seconds) for n, results in runs.items()}

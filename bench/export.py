@@ -22,7 +22,7 @@ from bench._exporter import ExporterProcess
 from bench._kv import IncorrectResult, dump, verify, wipe
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, cpu_seconds, memory_mb
-from bench._stats import Backlog, Latency
+from bench._stats import Backlog, Latency, median_run
 from bench.floor import Floor, export_floor
 
 READY_TIMEOUT = 600.0
@@ -185,7 +185,7 @@ async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expecte
                                        kvstore_opts)
             runs.append(await initial_export(exporter, client, shape, expected,
                                              {"etcd": [server.pid], "kubesim": [kubesim.pid]}))
-        initial = sorted(runs, key=lambda r: r.bootstrap_seconds)[len(runs) // 2]
+        initial = median_run(runs, lambda r: r.bootstrap_seconds)
         initial.runs = [r.bootstrap_seconds for r in runs]
         assert exporter is not None
         changing = await churn(kubesim, exporter, client, shape, expected, churn_rate, churn_seconds)

@@ -36,6 +36,7 @@ from apiserver.testing.etcd import EtcdServer
 from bench._dataset import KeyValues
 from bench._kv import verify, wipe
 from bench._procs import CpuMeter
+from bench._stats import median_run
 
 REPEATS = 3
 IN_FLIGHT = 8
@@ -146,7 +147,7 @@ async def _median(server: EtcdServer, client: EtcdClient, expected: KeyValues, p
         await verify(client, prefix, expected, what)
         await wipe(server, client)
         runs.append(Floor(keys, seconds, cpu))
-    return sorted(runs, key=lambda f: f.seconds)[len(runs) // 2]
+    return median_run(runs, lambda f: f.seconds)
 
 
 async def export_floor(url: str, server: EtcdServer, client: EtcdClient, expected: KeyValues,

@@ -22,7 +22,7 @@ from bench._dataset import BenchShape, KeyValues, cluster_objects, expected_stat
 from bench._kv import IncorrectResult, connect, dump, verify, wait_verified, wipe
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, memory_mb
-from bench._stats import Backlog, Latency
+from bench._stats import Backlog, Latency, median_run
 
 READY_TIMEOUT = 600.0
 # Initial mirrors measured (each into an empty local etcd): the median counts, as for the ceilings.
@@ -109,7 +109,7 @@ async def mirror_median(start: Callable[[], MeshProcess], local_server: EtcdServ
             await proc.stop()
         raise
     assert proc is not None
-    median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    median = median_run(runs, lambda r: r.seconds)
     median.runs = [r.seconds for r in runs]
     return median, proc
 

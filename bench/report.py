@@ -46,11 +46,13 @@ def _runs(result: dict[str, Any]) -> str:
     return f", median of {' / '.join(f'{r:.2f}' for r in runs)} s" if len(runs) > 1 else ""
 
 
-def _cpu_row(cpu: dict[str, float], wall: float, cpus: int) -> Row:
-    """Where the machine's CPU went while a throughput figure was measured (information only)."""
+def _cpu_row(cpu: dict[str, float], wall: float, cpus: int, span: str | None = None) -> Row:
+    """Where the machine's CPU went while a throughput figure was measured (information only);
+    ``span`` names the interval (default: spawn -> ready)."""
     used = sum(cpu.values())
     parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
-    return Row(f"↳ CPU seconds, spawn->ready {wall:.2f} s: {parts}",
+    span = f"spawn->ready {wall:.2f} s" if span is None else span
+    return Row(f"↳ CPU seconds{', ' + span if span else ''}: {parts}",
                f"{used / (wall * cpus) * 100:.0f} % of {cpus} CPUs busy")
 
 
@@ -77,11 +79,9 @@ def _floor_rows(label: str, floor: dict[str, Any] | None, ceiling: dict[str, flo
     """The bare-Python floor of a throughput figure (information only; see ``bench/floor.py``)."""
     if not floor:
         return []
-    busy = sum(floor["cpu"].values()) / (floor["seconds"] * cpus) * 100
-    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in floor["cpu"].items())
     return [Row(f"{label} ({floor['keys']:,} keys, {floor['seconds']:.2f} s)", _kps(floor["keys_per_second"]),
                 _ratios(floor, ceiling)),
-            Row(f"↳ CPU seconds: {parts}", f"{busy:.0f} % of {cpus} CPUs busy")]
+            _cpu_row(floor["cpu"], floor["seconds"], cpus, span="")]
 
 
 def rows(r: Results) -> list[Row]:

@@ -10,10 +10,10 @@ handler, which applies the namespace's current setting. API errors are retried w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.kube import KubeObject, Reflector
 from apiserver.kube._backoff import Backoff
 
@@ -63,9 +63,4 @@ class NamespaceRereads:
             return
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)

@@ -153,7 +153,8 @@ class SyncStore:
     def upsert_many(self, items: Mapping[str, bytes]) -> None:
         """``upsert`` of every pair of ``items`` (all of them, or none if a key is invalid)."""
         pairs: Iterable[tuple[str, bytes]] = items.items()
-        # The usual keys need no cleaning: checked in one comprehension, not one call per key.
+        # The usual keys need no cleaning (the negation of `_key`'s fast test), checked in one
+        # comprehension rather than one call per key.
         if [k for k in items if not k or k[0] == "/" or k[-1] == "/" or "//" in k]:
             checked = self._key
             pairs = [(checked(k), v) for k, v in pairs]

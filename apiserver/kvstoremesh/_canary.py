@@ -13,10 +13,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from apiserver._logging import get_logger
+from apiserver._tasks import first_error
 from apiserver.kvstore._backend import KVBackend
 from apiserver.kvstore.watchstore import WatchStore
 from apiserver.kvstoremesh._resources import remote_synced_prefix
-from apiserver.kvstoremesh._tasks import first_error
 
 log = get_logger(__name__)
 

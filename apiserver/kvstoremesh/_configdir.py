@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
-from apiserver.kvstoremesh._tasks import cancel_and_wait
+from apiserver._tasks import cancel_and_wait
 
 log = get_logger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from apiserver._heap import freeze_after_bootstrap
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstore._backend import KVBackend
 from apiserver.kvstore.heartbeat import Heartbeat
@@ -26,7 +27,6 @@ from apiserver.kvstoremesh._factories import config_enforcers, etcd_connector, s
 from apiserver.kvstoremesh._mesh import KVStoreMesh
 from apiserver.kvstoremesh._remote import Connector
 from apiserver.kvstoremesh._status import RemoteClusterStatus
-from apiserver.kvstoremesh._tasks import cancel_and_wait
 from apiserver.metrics import KVSTOREMESH_NAMESPACE, ApiLimiterMetrics, Metrics
 from apiserver.server import HealthServer, MetricsServer
 

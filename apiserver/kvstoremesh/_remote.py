@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait, first_error, wait_event
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstore._backend import ClusterIDChangedError, KVBackend, KVStoreError, UnavailableError
 from apiserver.kvstoremesh._canary import WatchStoreManager
@@ -40,7 +41,6 @@ from apiserver.kvstoremesh._status import (
     RemoteClusterStatus,
     RemoteClusterSyncedStatus,
 )
-from apiserver.kvstoremesh._tasks import cancel_and_wait, first_error, wait_event
 from apiserver.kvstoremesh._watchdog import ConnectionWatchdog
 from apiserver.metrics import Metrics
 

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable
 
 from apiserver._logging import get_logger
+from apiserver._tasks import first_error
 from apiserver.kvstore._backend import (
     ClusterIDChangedError,
     CompactedError,
@@ -27,7 +28,6 @@ from apiserver.kvstore._backend import (
     KVStoreError,
     Status,
 )
-from apiserver.kvstoremesh._tasks import first_error
 from apiserver.paths import HEARTBEAT_PATH
 
 log = get_logger(__name__)
