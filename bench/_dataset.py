@@ -1,6 +1,6 @@
 """The benchmark data set: the synthetic cluster at benchmark scale, and the etcd keys it must yield.
 
-Objects come from ``apiserver.testing.synthetic``; only the endpoints' IPv4 addresses are replaced,
+Objects come from ``localmesh.testing.synthetic``; only the endpoints' IPv4 addresses are replaced,
 because the generator reuses IPv4 addresses after 64,000 endpoints and the benchmark needs one key
 per address (100,000 dual-stack endpoints = 200,000 IP keys). Expected values are computed with the
 project's pure converters: byte-exactness of those is tested elsewhere; here they tell whether the
@@ -35,7 +35,7 @@ from apiserver.paths import (
     join_key,
     synced_canary_key,
 )
-from apiserver.testing.synthetic import ClusterShape, cilium_endpoint, synthetic_cluster
+from localmesh.testing.synthetic import ClusterShape, cilium_endpoint, synthetic_cluster
 
 KubeObject = dict[str, Any]
 KeyValues = dict[str, bytes]

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apiserver.kubesim import KubeSim
 from bench._dataset import CHURN_ACCOUNT, BenchShape, cluster_objects, endpoint
+from localmesh.kubesim import KubeSim
 
 _TICK = 0.002
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 _PAGE = 20_000
 

@@ -27,8 +27,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apiserver.kubesim import KubeSim
-from apiserver.testing.synthetic import ClusterShape, cilium_endpoint
+from localmesh.kubesim import KubeSim
+from localmesh.testing.synthetic import ClusterShape, cilium_endpoint
 
 CEP_PATH = "/apis/cilium.io/v2/ciliumendpoints"
 STAMP = "bench.kubesim/sent-at"

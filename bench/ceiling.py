@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from apiserver.kvstore._backend import MAX_TXN_OPS, Op, Put
 from apiserver.kvstore.etcd import EtcdClient
-from apiserver.testing.etcd import EtcdServer
 from bench._kv import verify, wipe
 from bench._procs import CpuMeter
 from bench._stats import median_run
+from localmesh.testing.etcd import EtcdServer
 
 SCRATCH = "bench-ceiling/"
 REPEATS = 3

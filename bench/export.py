@@ -16,7 +16,6 @@ from typing import Any
 
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.paths import CLUSTER_CONFIG_PREFIX, HEARTBEAT_PATH, IP_DEFAULT_PREFIX, STATE_PREFIX
-from apiserver.testing.etcd import EtcdServer
 from bench._dataset import CHURN_ACCOUNT, BenchShape, KeyValues, endpoint_entries, remote_control_keys
 from bench._exporter import ExporterProcess
 from bench._kv import IncorrectResult, dump, verify, wipe
@@ -24,6 +23,7 @@ from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, cpu_seconds, memory_mb
 from bench._stats import Backlog, Latency, median_run
 from bench.floor import Floor, export_floor
+from localmesh.testing.etcd import EtcdServer
 
 READY_TIMEOUT = 600.0
 # Initial exports measured (each from an empty etcd): the median counts, as for the ceilings.

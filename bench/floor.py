@@ -32,11 +32,11 @@ from apiserver.kvstore._backend import MAX_TXN_OPS, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh._resources import RESOURCES
 from apiserver.paths import IP_DEFAULT_PREFIX
-from apiserver.testing.etcd import EtcdServer
 from bench._dataset import KeyValues
 from bench._kv import verify, wipe
 from bench._procs import CpuMeter
 from bench._stats import median_run
+from localmesh.testing.etcd import EtcdServer
 
 REPEATS = 3
 IN_FLIGHT = 8

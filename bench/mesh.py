@@ -17,12 +17,12 @@ from pathlib import Path
 from apiserver.kvstore._backend import MAX_TXN_OPS, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.paths import CACHE_PREFIX, IP_DEFAULT_PREFIX, STATE_PREFIX
-from apiserver.testing.etcd import EtcdServer
 from bench._dataset import BenchShape, KeyValues, cluster_objects, expected_state, remote_control_keys, to_cache
 from bench._kv import IncorrectResult, connect, dump, verify, wait_verified, wipe
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, memory_mb
 from bench._stats import Backlog, Latency, median_run
+from localmesh.testing.etcd import EtcdServer
 
 READY_TIMEOUT = 600.0
 # Initial mirrors measured (each into an empty local etcd): the median counts, as for the ceilings.

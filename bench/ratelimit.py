@@ -9,11 +9,11 @@ from pathlib import Path
 
 from apiserver.kvstore._backend import MAX_TXN_OPS
 from apiserver.paths import STATE_PREFIX
-from apiserver.testing.etcd import EtcdServer
 from bench._dataset import BenchShape, cluster_objects, expected_state
 from bench._exporter import ExporterProcess
 from bench._kv import connect, verify
 from bench.export import READY_TIMEOUT, start_kubesim
+from localmesh.testing.etcd import EtcdServer
 
 QPS = 20
 SHAPE = BenchShape(endpoints=5_000, identities=100, nodes=50, services=50, namespaces=10)

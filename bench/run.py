@@ -27,11 +27,11 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver
 
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh import MeshConfig
-from apiserver.testing.etcd import EtcdServer
 from bench import ceiling, export, floor, mesh, ratelimit, report
 from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
 from bench._kv import connect
 from bench._procs import REPO
+from localmesh.testing.etcd import EtcdServer
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
 PLOT = REPO / "docs" / "performance.png"

@@ -20,4 +20,4 @@ if ! $PY -c 'import apiserver, pytest, orjson' >/dev/null 2>&1 || [ "${SETUP_FOR
 fi
 # Bytecode once, here: with PYTHONDONTWRITEBYTECODE set, every process (tests spawn many) would
 # otherwise compile the package again at start.
-$PY -m compileall -q apiserver >/dev/null
+$PY -m compileall -q apiserver localmesh >/dev/null

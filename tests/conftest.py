@@ -1,6 +1,6 @@
-"""Shared fixtures live in the package (``apiserver.testing``) so demo and benchmarks reuse them."""
+"""Shared fixtures live in the package (``localmesh.testing``) so demo and benchmarks reuse them."""
 
 pytest_plugins = [
-    "apiserver.testing.etcd_fixtures",
-    "apiserver.testing.kubesim_fixtures",
+    "localmesh.testing.etcd_fixtures",
+    "localmesh.testing.kubesim_fixtures",
 ]

@@ -1,6 +1,8 @@
 """``clustermesh-apiserver`` command: one subcommand per module, imported only when used.
 
 Each subcommand module exposes ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Subcommands of the local tooling (``kubesim``, ``demo``) live in the ``localmesh`` package, which the
+container image does not carry; they are named here only as strings, so the product never imports them.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ SUBCOMMANDS: dict[str, str] = {
     "kvstoremesh": "apiserver.cli.kvstoremesh",
     "kvstoremesh-dbg": "apiserver.cli.kvstoremesh_dbg",
     "etcdinit": "apiserver.cli.etcdinit",
-    "kubesim": "apiserver.cli.kubesim",
+    "kubesim": "localmesh.cli.kubesim",
     "pki": "apiserver.cli.pki",
     "mesh-check": "apiserver.cli.mesh_check",
-    "demo": "apiserver.cli.demo",
+    "demo": "localmesh.cli.demo",
     "version": "apiserver.cli.version",
 }
+EXTRA_HINT = "pip install 'clustermesh-apiserver[local]'"
 
 
 def _load(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(SUBCOMMANDS[name])
     except ModuleNotFoundError as exc:
-        if exc.name == SUBCOMMANDS[name]:
+        target = SUBCOMMANDS[name]
+        if exc.name is not None and (target == exc.name or target.startswith(exc.name + ".")):
             return None
         raise
 
@@ -54,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # Only the chosen subcommand's module is imported: start-up stays fast.
     only = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
+    if only is not None and _load(only) is None:
+        print(f"clustermesh-apiserver: '{only}' is part of the local tooling, which is not installed here; "
+              f"install it with: {EXTRA_HINT}", file=sys.stderr)
+        return 2
     parser = build_parser(only)
     args = parser.parse_args(args_list)
     if not getattr(args, "_run", None):

@@ -9,7 +9,6 @@ from apiserver.kvstore.leases import (
     LeaseManager,
     validate_lease_ttl,
 )
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstore.ratelimit import RateLimiter
 from apiserver.kvstore.syncstore import SyncStore
 
@@ -19,7 +18,6 @@ __all__ = [
     "ClusterConfigEnforcer",
     "Heartbeat",
     "LeaseManager",
-    "MemoryKV",
     "RateLimiter",
     "SyncStore",
     "validate_lease_ttl",

@@ -1,7 +1,7 @@
 """The kvstore seam: what the sync store, KVStoreMesh and etcdinit need from an etcd v3 client.
 
 ``apiserver.kvstore.etcd.EtcdClient`` is the real implementation (grpc.aio); the in-memory
-``apiserver.kvstore.memory.MemoryKV`` implements the same protocol for fast unit tests.
+``localmesh.memory.kv.MemoryKV`` implements the same protocol for fast unit tests.
 Keys are ``str`` (etcd keys here are always ASCII paths); values are ``bytes``, never re-encoded.
 """
 

@@ -5,5 +5,4 @@
 - ``etcdinit`` + ``temp_etcd``: create those users and roles in a fresh etcd data dir.
 - ``users``: ``UsersManager`` keeps the per-cluster ``remote-<peer>`` users equal to the file.
 - ``pki`` (test/dev X.509 helpers) and ``devpki``: the development PKI in the Helm file layout.
-- ``memory_auth``: an in-memory etcd auth store for fast tests.
 """

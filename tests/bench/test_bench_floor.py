@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from apiserver.kubesim import KubeSim
 from apiserver.paths import IP_DEFAULT_PREFIX
-from apiserver.testing.etcd import EtcdServer
 from bench import floor
 from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
 from bench._kv import connect, dump
 from bench.mesh import fill_remote
+from localmesh.kubesim import KubeSim
+from localmesh.testing.etcd import EtcdServer
 
 SHAPE = BenchShape().scaled(0.005)  # 500 endpoints
 

@@ -14,10 +14,10 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter, ExporterTimings
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.kube import KubeClient, KubeOptions, build_client
-from apiserver.kubesim import KubeSim
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.metrics import Metrics
-from apiserver.testing.etcd import EtcdServer
+from localmesh.kubesim import KubeSim
+from localmesh.testing.etcd import EtcdServer
 
 CLUSTER = ClusterInfo("cluster1", 1)
 

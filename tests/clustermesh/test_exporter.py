@@ -12,7 +12,7 @@ from apiserver.convert import (
     convert_cilium_node,
     convert_service,
 )
-from apiserver.testing.synthetic import (
+from localmesh.testing.synthetic import (
     ClusterShape,
     cilium_endpoint,
     cilium_identity,

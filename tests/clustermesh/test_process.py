@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from apiserver.kubesim import KubeSim
-from apiserver.testing.etcd import EtcdServer
-from apiserver.testing.synthetic import ClusterShape, synthetic_cluster
+from localmesh.kubesim import KubeSim
+from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.clustermesh.conftest import dump_etcd, wait_for
 
 # The exact arguments of the upstream Helm chart's apiserver container (spec 8.3), with test ports.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from apiserver.demo import SimulatedMesh
-from apiserver.demo._report import consistency_errors, propagation_latency
-from apiserver.testing.synthetic import ClusterShape, cilium_endpoint
+from localmesh.demo import SimulatedMesh
+from localmesh.demo._report import consistency_errors, propagation_latency
+from localmesh.testing.synthetic import ClusterShape, cilium_endpoint
 
 
 async def test_mesh_converges_and_follows_changes(tmp_path: object) -> None:

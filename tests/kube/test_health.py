@@ -7,7 +7,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from apiserver.kube import KubeClient, check_api
-from apiserver.kubesim import KubeSim
+from localmesh.kubesim import KubeSim
 
 
 async def test_check_api_ok(kube: KubeClient) -> None:

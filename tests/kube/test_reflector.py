@@ -23,7 +23,7 @@ from apiserver.kube import (
     build_client,
     index_by_service,
 )
-from apiserver.kubesim import KubeSim
+from localmesh.kubesim import KubeSim
 
 
 def node(name: str, **spec: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.memory import MemoryKV
+from localmesh.memory.kv import MemoryKV
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,

@@ -8,7 +8,7 @@ import pytest
 
 from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.memory import MemoryKV
+from localmesh.memory.kv import MemoryKV
 
 Eventually = Callable[..., Awaitable[None]]
 KEY = "cilium/cluster-config/cluster3"

@@ -13,7 +13,7 @@ from apiserver.kvstore._backend import PermissionDeniedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig, EtcdTLSError
 from apiserver.security.pki import generate_ca
 from apiserver.security.roles import Grant, KeyRange, Permission
-from apiserver.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
 
 async def test_certificate_identity_and_rbac(etcd_tls_shared: EtcdServer, etcd_prefix: str) -> None:

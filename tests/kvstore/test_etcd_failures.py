@@ -14,7 +14,7 @@ import pytest
 from apiserver.kvstore._backend import ClusterIDChangedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.etcd._transport import Connection
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 
 def _dead_endpoint() -> str:

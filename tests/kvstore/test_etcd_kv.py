@@ -19,7 +19,7 @@ from apiserver.kvstore._backend import (
 )
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstore.etcd.client import PAGE_GROWTH_MAX
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 
 def test_implements_the_seam(etcd_client: EtcdClient) -> None:

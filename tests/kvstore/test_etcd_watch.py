@@ -15,7 +15,7 @@ import pytest
 
 from apiserver.kvstore._backend import CompactedError, EventType, Put, WatchBatch, WatchEvent
 from apiserver.kvstore.etcd import EtcdClient
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 Eventually = Callable[..., Awaitable[None]]
 PROGRESS_ARGS = ["--experimental-watch-progress-notify-interval", "100ms"]

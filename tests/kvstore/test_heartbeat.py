@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.metrics import Metrics
+from localmesh.memory.kv import MemoryKV
 
 Eventually = Callable[..., Awaitable[None]]
 NEW_YEAR_2026 = 1767225600.0

@@ -9,7 +9,7 @@ import pytest
 
 from apiserver.kvstore._backend import UnavailableError
 from apiserver.kvstore.leases import LeaseManager, validate_lease_ttl
-from apiserver.kvstore.memory import MemoryKV
+from localmesh.memory.kv import MemoryKV
 
 Eventually = Callable[..., Awaitable[None]]
 

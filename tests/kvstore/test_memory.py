@@ -17,7 +17,7 @@ from apiserver.kvstore._backend import (
     UnavailableError,
     WatchBatch,
 )
-from apiserver.kvstore.memory import MemoryKV
+from localmesh.memory.kv import MemoryKV
 
 
 async def _next(it: object, timeout: float = 2.0) -> WatchBatch:

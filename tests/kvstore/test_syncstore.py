@@ -13,10 +13,10 @@ import pytest
 
 from apiserver.kvstore._backend import EventType, WatchEvent
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstore.ratelimit import RateLimiter
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
+from localmesh.memory.kv import MemoryKV
 
 PREFIX = "cilium/state/nodes/v1"
 CANARY = "cilium/synced/c1/cilium/state/nodes/v1"

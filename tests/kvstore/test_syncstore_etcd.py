@@ -18,7 +18,7 @@ from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.syncstore import SyncStore
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 Eventually = Callable[..., Awaitable[None]]
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from apiserver.kvstore._backend import CompactedError, KeyValue, UnavailableError, WatchBatch
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstore.watchstore import WatchStore, WatchStoreBusyError
+from localmesh.memory.kv import MemoryKV
 
 PREFIX = "cilium/state/nodes/v1/cluster1"
 

@@ -18,7 +18,7 @@ from apiserver.convert.clusterconfig import CiliumClusterConfig, parse_cluster_c
 from apiserver.kvstore._backend import Put
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
-from apiserver.testing.etcd import EtcdServer
+from localmesh.testing.etcd import EtcdServer
 
 LOCAL = ClusterInfo("local", 1)
 ETCD_FAST = MeshConfig(

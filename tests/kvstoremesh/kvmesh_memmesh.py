@@ -13,10 +13,10 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig
 from apiserver.kvstore._backend import KVBackend, UnavailableError
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstoremesh import KVStoreMesh, MeshConfig
 from apiserver.kvstoremesh._factories import config_enforcers, sync_store_writers
 from apiserver.metrics import KVSTOREMESH_NAMESPACE, Metrics
+from localmesh.memory.kv import MemoryKV
 
 LOCAL = ClusterInfo("local", 1)
 

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from apiserver.kvstore._backend import ClusterIDChangedError, Status
-from apiserver.kvstore.memory import MemoryKV
 from apiserver.kvstoremesh._drain import drain_cluster
 from apiserver.kvstoremesh._watchdog import ConnectionLostError, ConnectionWatchdog
+from localmesh.memory.kv import MemoryKV
 
 OTHERS = {"cilium/cache/nodes/v1/c20/n": b"x", "cilium/synced/c20/cilium/cache/nodes/v1": b"t",
           "cilium/cluster-config/c20": b"{}", "cilium/cache/identities/v1/c20/id/1": b"l;"}

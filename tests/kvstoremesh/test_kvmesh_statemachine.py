@@ -12,7 +12,7 @@ from kvmesh_memmesh import MemMesh
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig, cluster_config_value
-from apiserver.kvstore.memory import MemoryKV
+from localmesh.memory.kv import MemoryKV
 
 
 def failure_errors(caplog: pytest.LogCaptureFixture, cluster: str) -> list[str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from apiserver.kubesim import KubeSim
 from apiserver.mesh import ClusterFacts, check_mesh
 from apiserver.mesh.facts import facts_from, pod_cidrs
-from apiserver.testing.synthetic import ClusterShape, cilium_config, cilium_node
+from localmesh.kubesim import KubeSim
+from localmesh.testing.synthetic import ClusterShape, cilium_config, cilium_node
 
 A = ClusterFacts("c1", 1, pod_cidrs=("10.1.0.0/16", "fd00:1::/48"))
 B = ClusterFacts("c2", 2, pod_cidrs=("10.2.0.0/16", "fd00:2::/48"))

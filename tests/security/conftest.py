@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from meshtest import MeshEtcd, dev_pki_under, start_mesh_etcd, wait_for
 
-from apiserver.security.memory_auth import MemoryAuthAdmin
+from localmesh.memory.auth import MemoryAuthAdmin
 
 
 @pytest.fixture(scope="module")

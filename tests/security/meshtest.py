@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.security.devpki import DevPKIRequest, atomic_write, write_dev_pki
-from apiserver.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "c1"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from apiserver.security.etcdinit import apply_auth_plan
-from apiserver.security.memory_auth import MemoryAuthAdmin
 from apiserver.security.roles import Grant, KeyRange, Permission, clustermesh_auth_plan
+from localmesh.memory.auth import MemoryAuthAdmin
 
 
 def _state(admin: MemoryAuthAdmin) -> tuple[dict[str, set[str]], dict[str, dict[KeyRange, Permission]]]:

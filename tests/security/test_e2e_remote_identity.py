@@ -17,14 +17,14 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.kube import KubeOptions, build_client
-from apiserver.kubesim import KubeSim
 from apiserver.kvstore._backend import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from apiserver.security.users import UsersManager
-from apiserver.testing.etcd import EtcdServer
-from apiserver.testing.synthetic import ClusterShape, synthetic_cluster
+from localmesh.kubesim import KubeSim
+from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 
 C1, C2 = ClusterInfo("c1", 1), ClusterInfo("c2", 2)
 # Spec 6.1: where each exported prefix of c1 lands in c2's cache.

@@ -12,7 +12,7 @@ from apiserver.cli import etcdinit as etcdinit_cli
 from apiserver.kvstore._backend import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.security.roles import Grant, clustermesh_auth_plan
-from apiserver.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
 Snapshot = tuple[dict[str, list[str]], dict[str, list[Grant]]]
 

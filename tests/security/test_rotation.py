@@ -15,7 +15,7 @@ from apiserver.kvstore._backend import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.security.devpki import SERVER_CN, atomic_write, load_ca
 from apiserver.security.pki import issue_cert
-from apiserver.testing.etcd import SERVER_SANS
+from localmesh.testing.etcd import SERVER_SANS
 
 KEY = "cilium/state/nodes/v1/c1/rotation"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from meshtest import publish_projected
 
-from apiserver.security.memory_auth import MemoryAuthAdmin
 from apiserver.security.users import UsersManager, UsersReconcileError
 from apiserver.security.users_config import UsersConfigError
+from localmesh.memory.auth import MemoryAuthAdmin
 
 Eventually = Callable[..., Awaitable[None]]
 BUILTIN = {"root": {"root"}, "admin-c1": {"root"}, "local-c1": {"local"}, "remote": {"remote"}}

@@ -1,0 +1,1 @@
+"""Subcommands of ``clustermesh-apiserver`` that belong to the local tooling (``kubesim``, ``demo``)."""
