@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
-from apiserver.cli._flags import CommaListAction, add_bool, go_bool, go_duration
 from apiserver.ctl._errors import CtlError
 from apiserver.ctl._kube import Kube
 from apiserver.ctl._names import DEFAULT_NAMESPACE
+from apiserver.goflags import CommaListAction, add_bool, go_bool, go_duration
 from apiserver.kube import KubeAPIError
 
 PROG = "clustermeshctl"
