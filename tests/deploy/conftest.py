@@ -5,26 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from deploy_image import build_context, build_wheel
-
-
-@dataclass(frozen=True)
-class ImageInstall:
-    context: Path
-    wheel: Path
-    venv: Path
-
-    @property
-    def python(self) -> Path:
-        return self.venv / "bin" / "python"
-
-    @property
-    def console_script(self) -> Path:
-        return self.venv / "bin" / "clustermesh-apiserver"
+from deploy_image import ImageInstall, build_context, build_wheel
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,21 @@ class Stage:
         return [args for op, args in self.instructions if op == instruction]
 
 
+@dataclass(frozen=True)
+class ImageInstall:
+    context: Path
+    wheel: Path
+    venv: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def console_script(self) -> Path:
+        return self.venv / "bin" / "clustermesh-apiserver"
+
+
 def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
     """Global ``ARG`` defaults and the stages, each with its instructions (continuations joined)."""
     logical: list[str] = []

@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 import yaml
-from conftest import ImageInstall
 from deploy_image import (
     DOCKERFILE,
+    ImageInstall,
     builder_copy_sources,
     exec_form,
     in_context,
