@@ -127,16 +127,27 @@ def _verb(request: web.Request, target: Target) -> str:
     return verb
 
 
-def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
+def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False, proto: bool = False) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+    if proto:
+        return protobuf.watch_frame("BOOKMARK", protobuf.encode_object(orjson.dumps(obj)))
     return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
 
 
-def _error_event(exc: errors.KubeError) -> bytes:
+def _error_event(exc: errors.KubeError, proto: bool = False) -> bytes:
+    if proto:
+        return protobuf.watch_frame("ERROR", protobuf.encode_status(exc.status()))
     return b'{"type":"ERROR","object":' + orjson.dumps(exc.status()) + b"}\n"
+
+
+def _protobuf_event(etype: str, obj: Stored) -> bytes:
+    try:
+        return protobuf.watch_frame(etype, protobuf.encode_object(obj.raw))
+    except errors.KubeError as exc:  # an object the tables cannot carry: say so in the stream
+        return _error_event(exc, proto=True)
 
 
 class HttpFrontend:
@@ -280,20 +291,26 @@ class HttpFrontend:
                                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
                                    "NotOlderThan and allowWatchBookmarks to true")
         render = None
-        if tables.wants_table(request.headers.get("Accept", "")):
+        proto = protobuf.wants_protobuf(request.headers.get("Accept"))
+        content_type = protobuf.PROTOBUF_WATCH if proto else _JSON
+        if proto:
+            if not protobuf.has_schema(rt):
+                raise protobuf.not_acceptable(f"the emulator has no protobuf schema for {rt.group_kind}")
+            render = _protobuf_event
+        elif tables.wants_table(request.headers.get("Accept", "")):
             include = q.get("includeObject", "Metadata")
 
             def render(etype: str, obj: Stored) -> bytes:
                 return tables.table_event(rt, etype, obj, include)
 
         watcher = Watcher(target.namespace, labels, fields, render)
-        response = web.StreamResponse(headers={"Content-Type": _JSON, "Cache-Control": "no-cache"})
+        response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         if self.faults.take_expired_watch():
             expired = errors.too_old_resource_version(int(rv) if rv and rv.isdigit() else 0,
                                                       self.api.store.resource_version)
             await response.prepare(request)
-            await response.write(_error_event(expired))
+            await response.write(_error_event(expired, proto))
             await response.write_eof()
             return response
         await self._wait_fresh(rv)
@@ -303,14 +320,14 @@ class HttpFrontend:
         except errors.KubeError as exc:
             # Like kube-apiserver, a watch that cannot start is a 200 with one ERROR event.
             await response.prepare(request)
-            await response.write(_error_event(exc))
+            await response.write(_error_event(exc, proto))
             await response.write_eof()
             return response
         if initial_events:
-            watcher.push(_bookmark(rt, store.resource_version, initial_end=True))
+            watcher.push(_bookmark(rt, store.resource_version, initial_end=True, proto=proto))
         try:
             await response.prepare(request)
-            await self._stream(request, response, rt, watcher, timeout, bookmarks)
+            await self._stream(request, response, rt, watcher, timeout, bookmarks, proto)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away
         finally:
@@ -319,7 +336,7 @@ class HttpFrontend:
         return response
 
     async def _stream(self, request: web.Request, response: web.StreamResponse, rt: ResourceType,
-                      watcher: Watcher, timeout_seconds: int, bookmarks: bool) -> None:
+                      watcher: Watcher, timeout_seconds: int, bookmarks: bool, proto: bool = False) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds if timeout_seconds else None
         interval = self.bookmark_interval
@@ -336,7 +353,7 @@ class HttpFrontend:
             if deadline is not None and now >= deadline:
                 break
             if next_bookmark is not None and now >= next_bookmark:
-                watcher.push(_bookmark(rt, store.resource_version))
+                watcher.push(_bookmark(rt, store.resource_version, proto=proto))
                 next_bookmark = now + interval
             if watcher.pending:
                 continue

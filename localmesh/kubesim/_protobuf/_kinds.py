@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from localmesh.kubesim._protobuf import _wire as wire
+from localmesh.kubesim._protobuf._access import ACCESS
 from localmesh.kubesim._protobuf._codec import Codec
 from localmesh.kubesim._protobuf._core import CORE, POD
 from localmesh.kubesim._protobuf._meta import META
@@ -37,12 +38,19 @@ OBJECT_KINDS: dict[tuple[str, str], str] = {
     ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice",
     ("coordination.k8s.io/v1", "Lease"): "Lease",
     ("events.k8s.io/v1", "Event"): "EventsV1Event",
+    ("v1", "ServiceAccount"): "ServiceAccount",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "NetworkPolicy",
 }
 
 
 def _build() -> tuple[dict[str, Message], dict[tuple[str, str], str]]:
     messages: dict[str, Message] = {}
-    for text in (META, CORE, POD, APPS, DISCOVERY, COORDINATION, EVENTS):
+    for text in (META, CORE, POD, APPS, DISCOVERY, COORDINATION, EVENTS, ACCESS):
         parse(text, messages)
     kinds = dict(OBJECT_KINDS)
     for (api_version, kind), name in OBJECT_KINDS.items():

@@ -3,6 +3,7 @@ surface (decoding bodies, 400/406/415 answers, protobuf responses for clients th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 from collections.abc import AsyncIterator
@@ -306,6 +307,26 @@ OBJECTS: list[Any] = [
         "reportingController": "c", "reason": "R", "regarding": {"kind": "Pod"}, "note": "n", "type": "Normal",
         "deprecatedSource": {}, "deprecatedFirstTimestamp": None, "deprecatedLastTimestamp": None},
         id="events-v1-event"),
+    pytest.param("ServiceAccount", {"metadata": {"name": "sa"}, "automountServiceAccountToken": False,
+                                    "imagePullSecrets": [{"name": "reg"}]}, id="serviceaccount"),
+    pytest.param("ClusterRole", {"metadata": {"name": "cr"}, "rules": [
+        {"verbs": ["get", "list", "watch"], "apiGroups": ["cilium.io"], "resources": ["ciliumnodes"]},
+        {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]}, id="clusterrole"),
+    pytest.param("ClusterRoleBinding", {"metadata": {"name": "crb"}, "subjects": [
+        {"kind": "ServiceAccount", "name": "sa", "namespace": "kube-system"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cr"}},
+        id="clusterrolebinding"),
+    pytest.param("Role", {"metadata": {"name": "r"}, "rules": None}, id="role-without-rules"),
+    pytest.param("PodDisruptionBudget", {
+        "metadata": {"name": "pdb"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}},
+        "status": {"disruptedPods": {"p": TIME}, "disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 0,
+                   "expectedPods": 1}}, id="poddisruptionbudget"),
+    pytest.param("NetworkPolicy", {"metadata": {"name": "np"}, "spec": {
+        "podSelector": {"matchLabels": {"k8s-app": "clustermesh-apiserver"}},
+        "ingress": [{"ports": [{"protocol": "TCP", "port": 2379}, {"port": "metrics", "endPort": 9999}],
+                     "from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                              {"namespaceSelector": {}}]}],
+        "policyTypes": ["Ingress"]}}, id="networkpolicy"),
 ]
 
 
@@ -437,3 +458,43 @@ async def test_protobuf_delete_options(kubesim: KubeSim, http: aiohttp.ClientSes
         assert resp.status == 200 and resp.content_type == PB
         assert CODEC.decode("Status", unwrap(await resp.read()).raw)["status"] == "Success"
     assert kubesim.get("v1", "Secret", "x", "default") is None
+
+
+async def _frames(resp: aiohttp.ClientResponse, count: int) -> list[tuple[str, bytes]]:
+    """(type, object body) of the first ``count`` events of a protobuf watch stream."""
+    events: list[tuple[str, bytes]] = []
+    async with asyncio.timeout(10):
+        while len(events) < count:
+            size = int.from_bytes(await resp.content.readexactly(4), "big")
+            event = dict((n, v) for n, _, v in wire.fields(await resp.content.readexactly(size)))
+            raw = dict((n, v) for n, _, v in wire.fields(_as_bytes(event[2])))[1]
+            events.append((_as_bytes(event[1]).decode(), _as_bytes(raw)))
+    return events
+
+
+def _as_bytes(value: int | bytes) -> bytes:
+    assert isinstance(value, bytes)
+    return value
+
+
+async def test_protobuf_watch(kubesim: KubeSim, http: aiohttp.ClientSession) -> None:
+    kubesim.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "old", "namespace": "default"}})
+    headers = {"Accept": "application/vnd.kubernetes.protobuf;stream=watch"}
+    params = {"watch": "true", "resourceVersion": "0", "allowWatchBookmarks": "true",
+              "sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"}
+    async with http.get(SECRETS, params=params, headers=headers) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/vnd.kubernetes.protobuf;stream=watch"
+        initial = await _frames(resp, 2)
+        kubesim.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "new", "namespace": "default"},
+                       "data": {"k": "AA=="}})
+        kubesim.delete("v1", "Secret", "old", "default")
+        events = initial + await _frames(resp, 2)
+    decoded = [(etype, _decode(body)) for etype, body in events]
+    assert [(etype, kind, doc["metadata"].get("name")) for etype, (_, kind, doc) in decoded] == [
+        ("ADDED", "Secret", "old"), ("BOOKMARK", "Secret", None), ("ADDED", "Secret", "new"),
+        ("DELETED", "Secret", "old")]
+    assert [etype for etype, _ in decoded] == ["ADDED", "BOOKMARK", "ADDED", "DELETED"]
+    assert decoded[1][1][2]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert decoded[2][1][2]["data"] == {"k": "AA=="}
+    async with http.get("/apis/cilium.io/v2/ciliumnodes", params={"watch": "true"}, headers=headers) as resp:
+        assert resp.status == 406
