@@ -299,6 +299,8 @@ POD = """
 37 hostUsers b*
 38 schedulingGates [PodSchedulingGate]
 39 resourceClaims [PodResourceClaim]
+40 resources ResourceRequirements*
+41 hostnameOverride s*
 
 = Volume
 1 name s!
