@@ -34,17 +34,17 @@ from apiserver.kube import (
     NAMESPACES,
     SERVICE_EXPORTS,
     SERVICES,
+    APIResource,
     CacheKind,
-    Event,
     KubeClient,
+    ObjectEvent,
     Reflector,
-    Resource,
 )
-from apiserver.kvstore._backend import KVBackend
-from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
+from apiserver.kvstore import KVBackend
+from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import KubeRequestMetrics, Metrics
 from apiserver.paths import (
@@ -78,7 +78,7 @@ class _LateHandler:
     def __init__(self) -> None:
         self.target: Tee | Feed | None = None
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         assert self.target is not None
         self.target.on_events(events)
 
@@ -89,7 +89,7 @@ class _LateHandler:
 
 class Exporter:
     def __init__(self, options: ExporterOptions, backend: KVBackend, kube: KubeClient,
-                 metrics: Metrics, *, limiter: RateLimiter | None = None,
+                 metrics: Metrics, *, limiter: APILimiter | None = None,
                  timings: ExporterTimings | None = None) -> None:
         self._options = options
         self._backend = backend
@@ -128,7 +128,7 @@ class Exporter:
         self._rereads: NamespaceRereads | None = None
         self._build_reflectors()
 
-    def _reflector(self, resource: Resource, handler: object, *, cache: CacheKind = "objects") -> Reflector:
+    def _reflector(self, resource: APIResource, handler: object, *, cache: CacheKind = "objects") -> Reflector:
         reflector = self._kube.reflector(resource, handler, metrics=self._kube_metrics,  # type: ignore[arg-type]
                                          cache=cache)
         self.reflectors.append(reflector)

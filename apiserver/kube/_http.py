@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from apiserver._tokenbucket import TokenBucket
 from apiserver.kube._gc import gc_paused
-from apiserver.kube._ratelimit import RateLimiter
 
 Query = Sequence[tuple[str, str]]
 _AUTH = ["BearerToken"]
@@ -70,7 +70,7 @@ class KubeHTTP:
     __slots__ = ("_api", "_connect_timeout", "_limiter")
 
     def __init__(self, api_client: Any, *, connect_timeout: float = 30.0,
-                 rate_limiter: RateLimiter | None = None) -> None:
+                 rate_limiter: TokenBucket | None = None) -> None:
         self._api = api_client
         self._connect_timeout = connect_timeout
         self._limiter = rate_limiter

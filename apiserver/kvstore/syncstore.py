@@ -2,7 +2,7 @@
 
 Upstream shape (``pkg/kvstore/store/syncstore.go``, spec sections 1.1 and 1.9), with one
 deliberate change: writes are batched, up to ``batch_size`` (<= 128) puts/deletes per Txn, and
-one Txn counts as one operation against the ``RateLimiter``.
+one Txn counts as one operation against the ``APILimiter``.
 
 - ``upsert``/``delete`` never await. An upsert whose bytes equal the last upserted value is
   dropped; a delete of a key never upserted in this process is dropped. Otherwise the key is
@@ -38,7 +38,7 @@ from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._syncqueue import SyncQueue
 from apiserver.kvstore._writes import KIND_READ, KIND_SET, observe, put_with_lease, rfc3339_now
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.metrics import Metrics, kvstore_scope
 from apiserver.paths import join_key, synced_canary_key
 
@@ -74,7 +74,7 @@ class SyncStore:
     def __init__(self, backend: KVBackend, leases: LeaseManager, *, prefix: str, cluster_name: str,
                  synced_key: str | None = None, stale_prefix: str | None = None,
                  metrics: Metrics | None = None, source_cluster: str | None = None,
-                 limiter: RateLimiter | None = None, batch_size: int = MAX_TXN_OPS,
+                 limiter: APILimiter | None = None, batch_size: int = MAX_TXN_OPS,
                  max_batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
                  drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, op_timeout: float = DEFAULT_OP_TIMEOUT,
                  progress_interval: float = PROGRESS_INTERVAL) -> None:
@@ -99,7 +99,7 @@ class SyncStore:
         self.scope = kvstore_scope(self.prefix)
         self._backend = backend
         self._leases = leases
-        self._limiter = limiter if limiter is not None else RateLimiter.unlimited()
+        self._limiter = limiter if limiter is not None else APILimiter.unlimited()
         self._metrics = metrics
         self._batch_size = batch_size
         self._max_batches = max_batches_in_flight

@@ -23,12 +23,12 @@ from typing import Protocol
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait, first_error, wait_event
 from apiserver.clusterinfo import ClusterInfo
-from apiserver.kvstore._backend import ClusterIDChangedError, KVBackend, KVStoreError, UnavailableError
+from apiserver.kvstore import ClusterIDChangedError, KVBackend, KVStoreError, UnavailableError
 from apiserver.kvstoremesh._canary import WatchStoreManager
 from apiserver.kvstoremesh._config import MeshConfig
 from apiserver.kvstoremesh._drain import drain_cluster
 from apiserver.kvstoremesh._ids import ClusterIDs
-from apiserver.kvstoremesh._reflector import Reflector, WriterFactory
+from apiserver.kvstoremesh._mirror import ResourceMirror, WriterFactory
 from apiserver.kvstoremesh._remoteconfig import (
     InvalidRemoteConfigError,
     RemoteConfig,
@@ -92,7 +92,7 @@ class RemoteCluster:
         self.path = path
         self._ctx = ctx
         self._cfg = ctx.config
-        self.reflectors = [Reflector(r, name, ctx.writer_factory(r, name), metrics=ctx.metrics,
+        self.reflectors = [ResourceMirror(r, name, ctx.writer_factory(r, name), metrics=ctx.metrics,
                                      page_size=self._cfg.list_page_size) for r in RESOURCES]
         self.bootstrap_done = asyncio.Event()  # synced, or excluded from readiness
         self._connected_event = asyncio.Event()

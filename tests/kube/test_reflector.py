@@ -15,9 +15,9 @@ from apiserver.kube import (
     ENDPOINT_SLICES,
     SERVICES,
     CountingMetrics,
-    Event,
     KubeAPIError,
     KubeOptions,
+    ObjectEvent,
     ObjectHandler,
     Reflector,
     build_client,
@@ -182,7 +182,7 @@ async def test_expired_continue_token_restarts_the_list(kubesim: KubeSim, reflec
     synced_after: list[int] = []
 
     class CompactAfterFirstPage:
-        def on_events(self, batch: list[Event]) -> None:
+        def on_events(self, batch: list[ObjectEvent]) -> None:
             events.extend((e.kind.value, e.obj["metadata"]["name"]) for e in batch)
             if len(events) == 10:  # between page 1 and 2: the continue token goes stale
                 kubesim.delete(*cn("n05"))
@@ -275,7 +275,7 @@ async def test_batch_handler_exception_and_async_handler(kubesim: KubeSim, refle
     calls: list[int] = []
 
     class Flaky:
-        async def on_events(self, batch: list[Event]) -> None:
+        async def on_events(self, batch: list[ObjectEvent]) -> None:
             await asyncio.sleep(0)
             calls.append(len(batch))
             if len(calls) == 1:
@@ -373,7 +373,7 @@ class Keeper:
     def __init__(self) -> None:
         self.objects: list[dict[str, Any]] = []
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         self.objects.extend(e.obj for e in events)
 
     def on_synced(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
+from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from apiserver.cli._flags import go_bool, go_duration
+from apiserver.goflags import go_bool, go_duration
 from apiserver.kvstore._backend import KVStoreError
 
 __all__ = ["EtcdConfig", "EtcdConfigError"]

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import KVBackend
+from apiserver.kvstore import KVBackend
 from apiserver.kvstore.watchstore import WatchStore
 from apiserver.kvstoremesh._canary import WatchStoreManager
-from apiserver.kvstoremesh._resources import Resource
+from apiserver.kvstoremesh._resources import MirroredResource
 from apiserver.metrics import Metrics
 
 log = get_logger(__name__)
@@ -44,11 +44,11 @@ class CacheWriter(Protocol):
     async def stop(self) -> None: ...
 
 
-WriterFactory = Callable[[Resource, str], CacheWriter]  # (resource, remote cluster name)
+WriterFactory = Callable[[MirroredResource, str], CacheWriter]  # (resource, remote cluster name)
 
 
-class Reflector:
-    def __init__(self, resource: Resource, cluster: str, writer: CacheWriter, *,
+class ResourceMirror:
+    def __init__(self, resource: MirroredResource, cluster: str, writer: CacheWriter, *,
                  metrics: Metrics | None = None, page_size: int = 0) -> None:
         self.resource = resource
         self.cluster = cluster

@@ -21,7 +21,7 @@ from apiserver.kvstore._backend import CompactedError, EventType, KVBackend
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._writes import put_with_lease
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.metrics import Metrics
 from apiserver.paths import CLUSTER_CONFIG_ENFORCE_INTERVAL, cluster_config_key
 
@@ -37,7 +37,7 @@ class ClusterConfigEnforcer:
     """Writes the cluster config, then keeps it in place (see the module docstring)."""
 
     def __init__(self, backend: KVBackend, leases: LeaseManager, cluster_name: str, value: bytes,
-                 interval: float = CLUSTER_CONFIG_ENFORCE_INTERVAL, *, limiter: RateLimiter | None = None,
+                 interval: float = CLUSTER_CONFIG_ENFORCE_INTERVAL, *, limiter: APILimiter | None = None,
                  metrics: Metrics | None = None, write_timeout: float = WRITE_TIMEOUT,
                  retry_min: float = RETRY_MIN) -> None:
         self._backend = backend

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from apiserver._logging import get_logger
-from apiserver.security.roles import AuthPlan, Grant, Permission, clustermesh_auth_plan
+from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.etcd.auth import Grant, Permission
+from apiserver.security.roles import AuthPlan, clustermesh_auth_plan
 from apiserver.security.temp_etcd import (
     EtcdInitError,
     EtcdLaunch,
@@ -69,8 +71,6 @@ Connect = Callable[[str], Awaitable[AuthAdmin]]
 
 async def connect_plain(endpoint: str) -> AuthAdmin:
     """The project's etcd client on the temporary etcd: plaintext, no auth (it is not on yet)."""
-    from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-
     config = EtcdConfig(endpoints=(endpoint,), dial_timeout=_READY_ATTEMPT_TIMEOUT,
                         request_timeout=_READY_ATTEMPT_TIMEOUT * 5)
     return await EtcdClient.connect(config, timeout=_READY_ATTEMPT_TIMEOUT)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 
-class RateLimiter:
+class TokenBucket:
     """Token bucket: ``burst`` requests at once, then ``qps`` per second. ``qps <= 0``: unlimited."""
 
     __slots__ = ("_burst", "_clock", "_last", "_lock", "_qps", "_tokens")
