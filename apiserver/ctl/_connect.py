@@ -40,11 +40,11 @@ async def write_peers(kube: Kube, namespace: str, peers: Mapping[str, _render.Pe
     """Render and apply one cluster's three objects from its complete peer list."""
     kvstoremesh = await kvstoremesh_enabled(kube, namespace)
     if kvstoremesh:
-        await kube.apply(_render.kvstoremesh_secret(peers, namespace))
+        await kube.replace(_render.kvstoremesh_secret(peers, namespace))
     else:
         await kube.delete("v1", "Secret", KVSTOREMESH_SECRET, namespace)
-    await kube.apply(_render.agents_secret(peers, namespace, kvstoremesh=kvstoremesh))
-    await kube.apply(_render.users_configmap(peers, namespace))
+    await kube.replace(_render.agents_secret(peers, namespace, kvstoremesh=kvstoremesh))
+    await kube.replace(_render.users_configmap(peers, namespace))
 
 
 def peer_of(info: AccessInfo) -> _render.Peer:

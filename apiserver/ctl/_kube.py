@@ -151,6 +151,25 @@ class Kube:
             body=orjson.dumps(obj), content_type="application/apply-patch+yaml")
         return result
 
+    async def replace(self, obj: KubeObject) -> KubeObject:
+        """Create ``obj``, or replace the whole object: keys it no longer has are gone afterwards (the
+        peer files of a Secret), whatever the server's apply semantics."""
+        meta = obj["metadata"]
+        api_version, kind, name, ns = obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace", "")
+        query = [("fieldManager", FIELD_MANAGER)]
+        current = await self.get(api_version, kind, name, ns)
+        if current is None:
+            created: KubeObject = await self.request("POST", object_path(api_version, kind, "", ns), query=query,
+                                                     body=orjson.dumps(obj))
+            return created
+        if all(current.get(k) == obj.get(k) for k in ("data", "type")) and all(
+                (current["metadata"].get(k) or {}) == (meta.get(k) or {}) for k in ("labels", "annotations")):
+            return current  # unchanged: no write, no event
+        body = {**obj, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
+        replaced: KubeObject = await self.request("PUT", object_path(api_version, kind, name, ns), query=query,
+                                                  body=orjson.dumps(body))
+        return replaced
+
     async def merge_patch(self, api_version: str, kind: str, name: str, namespace: str,
                           patch: Mapping[str, Any]) -> KubeObject:
         result: KubeObject = await self.request(
