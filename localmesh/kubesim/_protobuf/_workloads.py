@@ -10,13 +10,14 @@ APPS = """
 
 = DeploymentSpec
 1 replicas i32*
-2 selector LabelSelector*
+2 selector LabelSelector*!
 3 template PodTemplateSpec!
 4 strategy DeploymentStrategy
 5 minReadySeconds i32
 6 revisionHistoryLimit i32*
 7 paused b
 9 progressDeadlineSeconds i32*
+10 podReplacementPolicy s*
 
 = DeploymentStrategy
 1 type s

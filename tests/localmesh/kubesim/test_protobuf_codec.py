@@ -87,9 +87,11 @@ def test_kubectl_bodies(body: bytes, expected: tuple[str, str, Obj]) -> None:
 
 
 def test_zero_values_follow_go_json() -> None:
-    # appsv1.Deployment{} marshals to exactly this: structs stay, `json:"containers"` is null.
+    # appsv1.Deployment{} marshals to exactly this: structs stay, `json:"selector"` and `json:"containers"`
+    # are null.
     assert CODEC.decode("Deployment", b"") == {
-        "metadata": {}, "spec": {"template": {"metadata": {}, "spec": {"containers": None}}, "strategy": {}},
+        "metadata": {}, "spec": {"selector": None, "template": {"metadata": {}, "spec": {"containers": None}},
+                                 "strategy": {}},
         "status": {}}
     # A pointer is written when set, even to zero; a value with omitempty is not.
     spec = wire.tag(1, wire.VARINT) + wire.varint(0) + wire.tag(5, wire.VARINT) + wire.varint(0)
