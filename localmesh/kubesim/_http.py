@@ -20,6 +20,7 @@ from localmesh.kubesim import _discovery as discovery
 from localmesh.kubesim import _errors as errors
 from localmesh.kubesim import _openapi as openapi
 from localmesh.kubesim import _protobuf as protobuf
+from localmesh.kubesim import _scale as scaling
 from localmesh.kubesim import _table as tables
 from localmesh.kubesim._api import Api, Deletion, parse_body
 from localmesh.kubesim._faults import Faults
@@ -228,11 +229,24 @@ class HttpFrontend:
         target = resolve(self.api.registry, request.path)
         if target is None:
             raise errors.path_not_found()
+        if target.subresource == "scale" and target.name is not None:
+            return await self._scale(request, target)
         verb = _verb(request, target)
         self.request_counts[(verb, target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, verb)
         handler: Callable[[web.Request, Target], Awaitable[web.StreamResponse]] = getattr(self, f"_{verb}")
         return await handler(request, target)
+
+    async def _scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.name is not None
+        self.request_counts[("scale", target.rt.plural)] += 1
+        await self.faults.before_request(target.rt.plural, "update" if request.method != "GET" else "get")
+        if request.method == "GET":
+            return _json(scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
+        if request.method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed(request.method)
+        return _json(scaling.update_scale(self.api, target.rt, target.namespace, target.name, request.method,
+                                          request.headers.get("Content-Type", ""), await request.read()))
 
     # -- reads ---------------------------------------------------------------------------------------
 
