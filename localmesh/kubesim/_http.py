@@ -24,8 +24,9 @@ from localmesh.kubesim import _scale as scaling
 from localmesh.kubesim import _table as tables
 from localmesh.kubesim._api import Api, Deletion, parse_body
 from localmesh.kubesim._faults import Faults
+from localmesh.kubesim._podio import PodIO
 from localmesh.kubesim._resources import ResourceType
-from localmesh.kubesim._routing import Target, resolve
+from localmesh.kubesim._routing import POD_SUBRESOURCES, Target, resolve
 from localmesh.kubesim._selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from localmesh.kubesim._watch import Stored, Watcher
 
@@ -162,9 +163,10 @@ class HttpFrontend:
     """Builds the aiohttp application serving one ``Api``."""
 
     def __init__(self, api: Api, faults: Faults, *, bookmark_interval: float,
-                 server_address: Callable[[], str]) -> None:
+                 server_address: Callable[[], str], pod_io: PodIO | None = None) -> None:
         self.api = api
         self.faults = faults
+        self.pod_io = pod_io or PodIO(api, lambda: None)
         self.bookmark_interval = bookmark_interval
         self._server_address = server_address
         self.request_counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -238,6 +240,10 @@ class HttpFrontend:
             raise errors.path_not_found()
         if target.subresource == "scale" and target.name is not None:
             return await self._scale(request, target)
+        if target.subresource in POD_SUBRESOURCES and target.name is not None:
+            self.request_counts[(target.subresource, target.rt.plural)] += 1
+            await self.faults.before_request(target.rt.plural, "get")
+            return await self.pod_io.handle(request, target)
         verb = _verb(request, target)
         self.request_counts[(verb, target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, verb)
