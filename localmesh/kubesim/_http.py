@@ -107,6 +107,13 @@ def _encoded(request: web.Request, raw_json: bytes, status: int) -> web.Response
     return _raw(raw_json, status)
 
 
+def _document(request: web.Request, doc: dict[str, Any]) -> web.Response:
+    """A document the emulator builds (not a stored object) in the form the client accepts."""
+    if protobuf.wants_protobuf(request.headers.get("Accept")):
+        return web.Response(body=protobuf.encode_document(doc), content_type=protobuf.PROTOBUF)
+    return _json(doc)
+
+
 def _dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     for value in values:
@@ -248,11 +255,14 @@ class HttpFrontend:
         self.request_counts[("scale", target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, "update" if request.method != "GET" else "get")
         if request.method == "GET":
-            return _json(scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
+            return _document(request, scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
         if request.method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(request.method)
-        return _json(scaling.update_scale(self.api, target.rt, target.namespace, target.name, request.method,
-                                          request.headers.get("Content-Type", ""), await request.read()))
+        body, content_type = await request.read(), request.headers.get("Content-Type", "")
+        if request.method == "PUT" and protobuf.is_protobuf(content_type):
+            body, content_type = orjson.dumps(protobuf.decode_scale(body)), _JSON
+        return _document(request, scaling.update_scale(self.api, target.rt, target.namespace, target.name,
+                                                       request.method, content_type, body))
 
     # -- reads ---------------------------------------------------------------------------------------
 
