@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.clustermesh.handlers import (
     EndpointHandler,
     IdentityHandler,
@@ -105,9 +106,9 @@ class Exporter:
             cluster_config_value(local_cluster_config(cluster, mcs_api_enabled=options.enable_mcs_api)),
             interval=timings.cluster_config_interval)
         self._heartbeat = Heartbeat(backend, self.leases, interval=timings.heartbeat_interval)
-        self._config_written = False
         self._started_at = 0.0
-        self._bootstrap_reported = False
+        self._bootstrapped = asyncio.Event()
+        self._bootstrap: asyncio.Task[None] | None = None
 
         def store(prefix: str, stale_prefix: str, synced_key: str | None = None) -> SyncStore:
             return SyncStore(backend, self.leases, prefix=prefix, cluster_name=cluster.name,
@@ -182,7 +183,8 @@ class Exporter:
         self._started_at = time.monotonic()
         self.leases.start()
         await self._config.write_once()
-        self._config_written = True
+        self._bootstrap = asyncio.get_running_loop().create_task(self._complete_bootstrap(),
+                                                                 name="exporter-bootstrap")
         self._config.start()
         self._heartbeat.start()
         for sync_store in self.stores.values():
@@ -196,25 +198,28 @@ class Exporter:
         for reflector in self.reflectors:
             reflector.start()
 
+    async def _complete_bootstrap(self) -> None:
+        """Once the cluster config and every canary are written: the bootstrap metric, the
+        limiter's switch to its steady rate, then ready."""
+        await asyncio.gather(*(s.synced.wait() for s in self.stores.values()))
+        elapsed = time.monotonic() - self._started_at
+        self._metrics.bootstrap_seconds.labels(self._options.cluster.name).set(elapsed)
+        if self._limiter is not None:
+            self._limiter.bootstrap_complete()
+        log.info("Initial synchronization complete", seconds=round(elapsed, 3),
+                 keys=sum(len(s.exported()) for s in self.stores.values()))
+        self._bootstrapped.set()
+
     def ready(self) -> bool:
-        ready = self._config_written and all(s.synced.is_set() for s in self.stores.values())
-        if ready and not self._bootstrap_reported:
-            self._bootstrap_reported = True
-            elapsed = time.monotonic() - self._started_at
-            self._metrics.bootstrap_seconds.labels(self._options.cluster.name).set(elapsed)
-            if self._limiter is not None:
-                self._limiter.bootstrap_complete()
-            log.info("Initial synchronization complete", seconds=round(elapsed, 3),
-                     keys=sum(len(s.exported()) for s in self.stores.values()))
-        return ready
+        """The readiness probe's question; a pure query."""
+        return self._bootstrapped.is_set()
 
     async def wait_ready(self) -> None:
-        await self.namespaces.synced.wait()
-        await asyncio.gather(*(s.synced.wait() for s in self.stores.values()))
-        self.ready()
+        await self._bootstrapped.wait()
 
     async def stop(self) -> None:
         """Close the watches, then let the stores finish in-flight and queued writes."""
+        await cancel_and_wait(self._bootstrap)
         await asyncio.gather(self._namespace_reflector.stop(), *(r.stop() for r in self.reflectors))
         if self._rereads is not None:
             await self._rereads.stop()
