@@ -27,8 +27,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     FOUNDATION,
     frozenset({"apiserver.convert", "apiserver.kube", "apiserver.kvstore", "apiserver.server"}),
     frozenset({"apiserver.security"}),
-    frozenset({"apiserver.clustermesh", "apiserver.kvstoremesh", "apiserver.mesh"}),
-    frozenset({"apiserver.cli"}),
+    frozenset({"apiserver.clustermesh", "apiserver.kvstoremesh"}),
+    frozenset({"apiserver.cli", "apiserver.ctl"}),
     frozenset({"apiserver.__main__"}),
 )
 

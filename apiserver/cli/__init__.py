@@ -20,7 +20,6 @@ SUBCOMMANDS: dict[str, str] = {
     "etcdinit": "apiserver.cli.etcdinit",
     "kubesim": "localmesh.cli.kubesim",
     "pki": "apiserver.cli.pki",
-    "mesh-check": "apiserver.cli.mesh_check",
     "demo": "localmesh.cli.demo",
     "version": "apiserver.cli.version",
 }

@@ -104,6 +104,15 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _crd("cilium.io", "v2alpha1", "ciliumendpointslices", "CiliumEndpointSlice", False, "ces",
          categories=("cilium",)),
     _crd("multicluster.x-k8s.io", "v1alpha1", "serviceexports", "ServiceExport", True, "svcex"),
+    # The rest of what the mesh API pod's manifests (deploy/base) hold.
+    _core("serviceaccounts", "ServiceAccount", True, "sa"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+                 "ClusterRoleBinding", False),
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True,
+                 ("netpol",)),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", True,
+                 ("pdb",)),
 )
 
 
