@@ -10,6 +10,7 @@ from apiserver.kvstoremesh._api import CLUSTER_PATH, APIServer, render_clusters
 from apiserver.kvstoremesh._config import DEFAULT_API_SERVE_ADDR, MeshConfig
 from apiserver.kvstoremesh._configdir import ConfigDirWatcher, diff_configs, scan_config_dir
 from apiserver.kvstoremesh._daemon import DaemonSettings, KVStoreMeshDaemon, start_daemon
+from apiserver.kvstoremesh._factories import etcd_connector
 from apiserver.kvstoremesh._ids import ClusterIDConflictError, ClusterIDs
 from apiserver.kvstoremesh._mesh import KVStoreMesh
 from apiserver.kvstoremesh._mirror import CacheWriter, ResourceMirror, WriterFactory
@@ -49,6 +50,7 @@ __all__ = [
     "WriterFactory",
     "diff_configs",
     "drain_prefixes",
+    "etcd_connector",
     "format_status",
     "render_clusters",
     "scan_config_dir",
