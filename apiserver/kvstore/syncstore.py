@@ -193,6 +193,15 @@ class SyncStore:
                  queued=waiting)
         self._wake.set()
 
+    def desired(self) -> Mapping[str, bytes]:
+        """Read-only live view: relative key -> the value this store wants etcd to hold."""
+        return MappingProxyType(self._queue.state)
+
+    @property
+    def owned_prefix(self) -> str:
+        """The prefix (ending in ``/``) under which every key is this store's to keep or delete."""
+        return self._stale_prefix if self._stale_prefix is not None else self._base
+
     def exported(self) -> Mapping[str, bytes]:
         """Read-only live view: relative key -> value currently in etcd from this store."""
         return MappingProxyType(self._queue.written)
