@@ -91,6 +91,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _core("configmaps", "ConfigMap", True, "cm"),
     _core("nodes", "Node", False, "no"),
     _core("pods", "Pod", True, "po", categories=("all",), columns=(Column("Status", "status.phase"),)),
+    _core("events", "Event", True, "ev"),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",)),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
                  columns=(Column("AddressType", "addressType"),)),
