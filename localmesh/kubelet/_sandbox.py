@@ -90,15 +90,24 @@ class PodSandbox:
         """Start one container instance: its root is built in a new mount namespace, then its command runs."""
         spec_path, log = _prepare(spec, log_path, scratch)
         preexec = enter_namespaces(self.pid, mount=False)
+        started_r, started_w = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
                 "unshare", "--mount", "--propagation", "private", "--", *_PYTHON, INIT_SCRIPT, "container",
-                str(spec_path), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                env=dict(env), preexec_fn=preexec)
+                str(spec_path), str(started_w), stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                stderr=asyncio.subprocess.STDOUT, env=dict(env), preexec_fn=preexec, pass_fds=(started_w,))
+        except BaseException:
+            os.close(started_r)
+            raise
         finally:
+            os.close(started_w)
             close_preexec(preexec)
             log.close()
         self.state.add_process(proc.pid)
+        try:
+            await asyncio.to_thread(os.read, started_r, 1)  # EOF once the command was exec'd (or failed)
+        finally:
+            os.close(started_r)
         return proc
 
     async def exec(self, pid: int, argv: Sequence[str], env: Mapping[str, str], *, stdin: bool,

@@ -3,7 +3,7 @@
 ``hold`` (under ``unshare --net --uts``): holds the pod's network and UTS namespaces; prints
 ``ready`` and exits when its stdin closes (the kubelet went away or tore the pod down).
 
-``container SPEC`` (in the pod's namespaces, under ``unshare --mount --propagation private``): builds
+``container SPEC FD`` (in the pod's namespaces, under ``unshare --mount --propagation private``): builds
 the container's root and execs its command. The root is an overlay whose lower layer is the host's
 ``/`` and whose upper layer is a fresh tmpfs, so whatever the container writes outside its volumes
 (and every mount point created for them) exists only in memory and only in this mount namespace: the
@@ -23,6 +23,32 @@ import sys
 
 def sh(*argv: str) -> None:
     subprocess.run(argv, check=True)
+
+
+def resolve_in(root: str, path: str) -> str:
+    """``path`` inside ``root`` with every symlink on the way resolved inside ``root`` too (``/var/run``
+    is ``/run`` in the image as on the host; an absolute link must not lead out of the container)."""
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                raise OSError(f"too many levels of symbolic links in {path}")
+            link = os.readlink(candidate)
+            if link.startswith("/"):
+                done = []
+            parts = [p for p in link.split("/") if p and p != "."] + parts
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
 
 
 def make_target(path: str, is_file: bool) -> None:
@@ -47,13 +73,13 @@ def build_root(spec: dict) -> None:  # type: ignore[type-arg]
     sh("mount", "-t", "proc", "proc", root + "/proc")
     sh("mount", "-t", "sysfs", "sysfs", root + "/sys")
     for file in spec["files"]:
-        path = root + file["path"]
+        path = resolve_in(root, file["path"])
         make_target(path, True)
         with open(path, "w") as out:
             out.write(file["data"])
         os.chmod(path, file["mode"])
     for bind in spec["binds"]:
-        target = root + bind["target"]
+        target = resolve_in(root, bind["target"])
         make_target(target, bind["file"])
         sh("mount", "--bind", bind["source"], target)
         if bind["readonly"]:
@@ -66,9 +92,12 @@ def build_root(spec: dict) -> None:  # type: ignore[type-arg]
     os.rmdir("/.oldroot")
 
 
-def container(spec_path: str) -> None:
+def container(spec_path: str, started_fd: int) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
+    # Closed by a successful exec (or by the exit on failure): the kubelet waits for that to know the
+    # root is built, so nothing (exec, probes) reaches the container half set up.
+    os.set_inheritable(started_fd, False)
     try:
         build_root(spec)
         os.chdir(spec["workdir"] or "/")
@@ -94,4 +123,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "hold":
         hold(sys.argv[2])
     else:
-        container(sys.argv[2])
+        container(sys.argv[2], int(sys.argv[3]))

@@ -89,3 +89,14 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         await kubelet.stop()
         await client.close()
         await sim.stop()
+
+
+async def run_in(cluster: Cluster, pod: str, container: str, *argv: str) -> tuple[int, str, str]:
+    """Exec through the kubelet's NodeRuntime: (exit code, stdout, stderr)."""
+    proc = await cluster.kubelet.exec("default", pod, container, list(argv), stdin=False, tty=False)
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def shell(name: str, script: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "command": ["/bin/sh", "-c", script], **extra}
