@@ -161,6 +161,7 @@ class Pod:
         """Materialise every volume (raises ConfigError naming what is missing)."""
         identity = self.identity()
         root = self.dir / "volumes"
+        root.mkdir(parents=True, exist_ok=True)
         for volume in (self.obj.get("spec") or {}).get("volumes") or []:
             target = root / str(volume["name"])
             files = volume_files(volume, self.obj, self._addresses(), self.kubelet.lookup, identity)
@@ -198,17 +199,36 @@ class Pod:
             self._terminating = asyncio.create_task(self._terminate(finalize=True), name=f"delete-{self.name}")
 
     async def _run(self) -> None:
+        try:
+            await self._setup()
+            await self._containers()
+        except Exception as exc:
+            log.exception("Pod failed", pod=self.title)
+            self.event("Failed", f"Error: {exc}", warning=True)
+            raise
+
+    async def _setup(self) -> None:
         while True:
             try:
                 self.write_volumes()
                 break
-            except ConfigError as exc:
+            except (ConfigError, OSError) as exc:
                 self.event("FailedMount", f"MountVolume.SetUp failed: {exc}", warning=True)
                 await asyncio.sleep(1.0)
-        await self.sandbox.start(self.kubelet.api_address)
+        while True:
+            try:
+                await self.sandbox.start(self.kubelet.api_address)
+                break
+            except Exception as exc:
+                self.event("FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}", warning=True)
+                with contextlib.suppress(Exception):
+                    await self.sandbox.stop()
+                await asyncio.sleep(1.0)
         self.sandbox_ready = True
         self.event("Scheduled", f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}")
         self.changed()
+
+    async def _containers(self) -> None:
         init_policy = "Never" if self.restart_policy == "Never" else "OnFailure"
         for container in self.init_containers:
             if await container.run(init_policy) != 0:

@@ -130,6 +130,9 @@ class PodSandbox:
         if self._proxy is not None:
             await self._proxy.stop()
             self._proxy = None
+        # The veth goes first, while the namespace lives: deleting it then removes both ends at once,
+        # where a namespace's own teardown frees its devices later, asynchronously.
+        await self.network.detach(self.veth)
         holder, self._holder = self._holder, None
         if holder is not None:
             if holder.stdin is not None:
@@ -141,7 +144,6 @@ class PodSandbox:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(holder.pid, signal.SIGKILL)
                 await holder.wait()
-        await self.network.detach(self.veth)
         if self.ip is not None:
             self.network.release(self.ip)
             self.ip = None

@@ -62,7 +62,7 @@ async def eventually(check: Callable[[], Any], within: float = 60.0, interval: f
 
 
 def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    for c in containers:
+    for c in containers + spec.get("initContainers", []):
         c.setdefault("image", IMAGE)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default",
                                                             "labels": {"app": name}},
@@ -100,3 +100,11 @@ async def run_in(cluster: Cluster, pod: str, container: str, *argv: str) -> tupl
 
 def shell(name: str, script: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "command": ["/bin/sh", "-c", script], **extra}
+
+
+def exists(path: str | Path) -> bool:
+    return os.path.exists(path)
+
+
+def read_text(path: str | Path) -> str:
+    return Path(path).read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from tests.localmesh.kubelet.conftest import NODE, Cluster, eventually, pod_manifest, shell
+from tests.localmesh.kubelet.conftest import NODE, Cluster, eventually, pod_manifest, read_text, shell
 
 
 async def test_env_value_from_and_expansion(cluster: Cluster) -> None:
@@ -57,8 +57,7 @@ async def test_env_value_from_and_expansion(cluster: Cluster) -> None:
     # The process's argv is the expanded command line, nothing added or wrapped.
     (runner,) = next(p for p in cluster.kubelet.pods.values() if p.name == "envpod").containers
     assert runner.proc is not None
-    with open(f"/proc/{runner.proc.pid}/cmdline", "rb") as f:
-        argv = f.read().split(b"\0")[:-1]
+    argv = read_text(f"/proc/{runner.proc.pid}/cmdline").encode().split(b"\0")[:-1]
     assert argv == [b"/bin/sh", b"-c", b'echo "cmd alpha"; env; sleep 3600', b"alpha-beta", b"$(NOPE)", b"$(A)",
                     b"envpod"]
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 
-from tests.localmesh.kubelet.conftest import Cluster, eventually, pod_manifest, run_in, shell
+from tests.localmesh.kubelet.conftest import Cluster, eventually, exists, pod_manifest, run_in, shell
 
 
 def _b64(text: str) -> str:
@@ -66,7 +65,8 @@ async def test_volumes_at_mount_paths_follow_their_objects(cluster: Cluster) -> 
     # read-only mounts refuse writes; emptyDir is writable
     code, _, _ = await run_in(cluster, "vols", "main", "/bin/sh", "-c", f"echo x > {proj}/new")
     assert code != 0
-    assert await sh("echo kept > /var/run/localmesh-test-scratch/f && cat /var/run/localmesh-test-scratch/f") == "kept\n"
+    scratch = "/var/run/localmesh-test-scratch/f"
+    assert await sh(f"echo kept > {scratch} && cat {scratch}") == "kept\n"
     # the service account volume, /etc/hosts with hostAliases, the pod's hostname
     sa = "/var/run/secrets/kubernetes.io/serviceaccount"
     assert await sh(f"cat {sa}/namespace") == "default"
@@ -78,7 +78,7 @@ async def test_volumes_at_mount_paths_follow_their_objects(cluster: Cluster) -> 
     # none of those paths exists on the host
     for path in ("/var/lib/localmesh-test", "/etc/localmesh-test", "/var/run/localmesh-test-scratch",
                  "/var/run/secrets/kubernetes.io"):
-        assert not os.path.exists(path), path
+        assert not exists(path), path
 
     # an update swaps ..data atomically; removed keys disappear
     before = await sh("readlink /var/lib/localmesh-test/config/..data")
