@@ -8,7 +8,7 @@ Modules receive the ``Metrics`` object; none of them creates metrics of its own.
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -22,9 +22,6 @@ from prometheus_client import (
 )
 
 from apiserver import __version__
-
-if TYPE_CHECKING:
-    from apiserver.kvstore.ratelimit import LimiterValues
 
 APISERVER_NAMESPACE = "cilium_clustermesh_apiserver"
 KVSTOREMESH_NAMESPACE = "cilium_kvstoremesh"
@@ -85,6 +82,9 @@ class Metrics:
         self.malformed_objects_total = Counter(
             "malformed_objects", "Kubernetes objects or kvstore values skipped because they could not be "
             "converted", ["resource", "reason"], namespace=ns, registry=reg)
+        self.kvstore_values_too_large_total = Counter(
+            "kvstore_values_too_large", "Values not written because etcd refuses a request of their size",
+            ["scope", "source_cluster"], namespace=ns, registry=reg)
         self.stale_keys_deleted_total = Counter(
             "kvstore_stale_keys_deleted", "Keys left over from a previous run deleted after the initial "
             "sync", ["scope"], namespace=ns, registry=reg)
@@ -143,8 +143,22 @@ class KubeRequestMetrics:
         self._metrics.kube_errors_total.labels(resource, verb, reason).inc()
 
 
+@dataclass(frozen=True, slots=True)
+class LimiterValues:
+    """What a rate limiter reports to ``ApiLimiterMetrics`` (upstream's ``rate.MetricsValues``, less
+    its auto-adjustment)."""
+
+    mean_processing_seconds: float
+    mean_wait_seconds: float
+    in_flight: int
+    max_inflight: int  # 0: no cap
+    rate: float  # operations/s now allowed; 0: no token bucket
+    burst: int  # 0: no token bucket
+    outcome: str | None  # of the request just finished; None for a configuration change
+
+
 class ApiLimiterMetrics:
-    """A rate limiter's observer (``RateLimiter.observe``) writing the ``api_limiter_*`` series of
+    """A rate limiter's observer (``APILimiter.observe``) writing the ``api_limiter_*`` series of
     one ``api_call`` (upstream names the kvstore's ``etcd``). Called once per etcd write: the
     series are resolved once, here, and the values the kvstore limiter never changes (estimated
     processing, min/max wait, adjustment factor: upstream's kvstore sets none of them) written once."""

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Collection
 
-from apiserver.kvstore._backend import EventType
+from apiserver.kvstore import EventType
 from apiserver.kvstore.etcd import EtcdClient
 
 Change = tuple[str, int]  # (key, seq)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from apiserver.kvstore._backend import MAX_TXN_OPS, Op, Put
+from apiserver.kvstore import MAX_TXN_OPS, Op, Put
 from apiserver.kvstore.etcd import EtcdClient
 from bench._kv import verify, wipe
 from bench._procs import CpuMeter

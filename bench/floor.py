@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from apiserver.convert.endpoints import cilium_endpoint_ip_entries
-from apiserver.kvstore._backend import MAX_TXN_OPS, Put
+from apiserver.kvstore import MAX_TXN_OPS, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh._resources import RESOURCES
 from apiserver.paths import IP_DEFAULT_PREFIX

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apiserver.kvstore._backend import MAX_TXN_OPS, Put
+from apiserver.kvstore import MAX_TXN_OPS, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.paths import CACHE_PREFIX, IP_DEFAULT_PREFIX, STATE_PREFIX
 from bench._dataset import BenchShape, KeyValues, cluster_objects, expected_state, remote_control_keys, to_cache

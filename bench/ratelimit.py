@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from apiserver.kvstore._backend import MAX_TXN_OPS
+from apiserver.kvstore import MAX_TXN_OPS
 from apiserver.paths import STATE_PREFIX
 from bench._dataset import BenchShape, cluster_objects, expected_state
 from bench._exporter import ExporterProcess

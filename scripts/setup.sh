@@ -18,6 +18,14 @@ fi
 if ! $PY -c 'import apiserver, pytest, orjson' >/dev/null 2>&1 || [ "${SETUP_FORCE:-}" = 1 ]; then
   $PY -m pip install -q --disable-pip-version-check -e ".[test]"
 fi
+# checkov (the policy scan of deploy/ and the Dockerfile, tests/deploy) in its own virtual
+# environment: its pinned dependencies would downgrade the project's.
+CHECKOV_VERSION=3.3.30
+if [ "$(.tools/checkov/bin/checkov --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  echo "setup: installing checkov $CHECKOV_VERSION into .tools/checkov" >&2
+  $PY -m venv .tools/checkov
+  .tools/checkov/bin/python -m pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
 # Bytecode once, here: with PYTHONDONTWRITEBYTECODE set, every process (tests spawn many) would
 # otherwise compile the package again at start.
 $PY -m compileall -q apiserver localmesh >/dev/null

@@ -1,8 +1,9 @@
 """``clustermesh-apiserver`` command: one subcommand per module, imported only when used.
 
 Each subcommand module exposes ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Subcommands of the local tooling (``kubesim``, ``demo``) live in the ``localmesh`` package, which the
-container image does not carry; they are named here only as strings, so the product never imports them.
+Subcommands of the local tooling (``kubesim``, ``demo``, ``agent``, ``agent-dbg``) live in the ``localmesh``
+package, which the container image does not carry; they are named here only as strings, so the product never
+imports them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ SUBCOMMANDS: dict[str, str] = {
     "clustermesh": "apiserver.cli.clustermesh",
     "kvstoremesh": "apiserver.cli.kvstoremesh",
     "kvstoremesh-dbg": "apiserver.cli.kvstoremesh_dbg",
+    "clustermesh-dbg": "apiserver.cli.clustermesh_dbg",
     "etcdinit": "apiserver.cli.etcdinit",
     "kubesim": "localmesh.cli.kubesim",
     "pki": "apiserver.cli.pki",
-    "mesh-check": "apiserver.cli.mesh_check",
     "demo": "localmesh.cli.demo",
+    "agent": "localmesh.cli.agent",
+    "agent-dbg": "localmesh.cli.agent_dbg",
     "version": "apiserver.cli.version",
 }
 EXTRA_HINT = "pip install 'clustermesh-apiserver[local]'"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from apiserver.cli._flags import KeyValueAction, add_bool, add_common_daemon_flags, go_duration
+from apiserver.cli._flags import add_common_daemon_flags
+from apiserver.goflags import KeyValueAction, add_bool, go_duration
 from apiserver.kube.config import add_kube_flags
 
 HELP = "Run the ClusterMesh API server: export this cluster's state to etcd"

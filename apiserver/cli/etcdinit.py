@@ -1,4 +1,4 @@
-"""``clustermesh-apiserver etcdinit``: wiring only (see ``apiserver.security.etcdinit``).
+"""``clustermesh-apiserver etcdinit``: wiring only (see ``apiserver.security.etcd_setup``).
 
 Like upstream (viper, env prefix ``CILIUM_``), every flag can also come from the environment:
 ``--cluster-name`` from ``CILIUM_CLUSTER_NAME``, ``--timeout`` from ``CILIUM_TIMEOUT``, and so on;
@@ -15,8 +15,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from apiserver._logging import configure_logging, get_logger
-from apiserver.cli._flags import go_bool, go_duration
-from apiserver.security.etcdinit import EtcdInitConfig, EtcdInitError, run_etcdinit
+from apiserver.goflags import go_bool, go_duration
+from apiserver.security.etcd_setup import EtcdInitConfig, EtcdInitError, run_etcdinit
 
 HELP = "Initialize an etcd data directory for use by the etcd sidecar of clustermesh-apiserver"
 ENV_PREFIX = "CILIUM_"

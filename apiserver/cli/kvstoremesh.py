@@ -13,10 +13,11 @@ import os
 import sys
 
 from apiserver._logging import configure_logging, get_logger
-from apiserver.cli._flags import KeyValueAction, add_bool, add_common_daemon_flags, go_bool, go_duration
+from apiserver.cli._flags import add_common_daemon_flags
 from apiserver.clusterinfo import ClusterInfo, InvalidClusterInfo
+from apiserver.goflags import KeyValueAction, add_bool, go_bool, go_duration
 from apiserver.kvstore.leases import DEFAULT_LEASE_TTL, validate_lease_ttl
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstoremesh import DEFAULT_API_SERVE_ADDR, DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.kvstoremesh._daemon import run_until_signalled
 from apiserver.server import parse_listen_address
@@ -110,7 +111,7 @@ def settings_from_args(args: argparse.Namespace) -> DaemonSettings:
         parse_listen_address(args.api_serve_addr)
         if args.prometheus_serve_addr:
             parse_listen_address(args.prometheus_serve_addr)
-        RateLimiter.for_batched_writes(args.kvstore_opt)
+        APILimiter.for_batched_writes(args.kvstore_opt)
         _check_local_etcd_config(args.kvstore_opt)
     except ValueError as exc:
         raise FlagError(str(exc)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from apiserver.cli._flags import CommaListAction
+from apiserver.goflags import CommaListAction
 from apiserver.security.devpki import (
     DEFAULT_ENDPOINT,
     DEFAULT_NAMESPACE,

@@ -8,7 +8,7 @@ from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver.convert import ConversionError
-from apiserver.kube import DELETE, Event, KubeObject
+from apiserver.kube import DELETE, KubeObject, ObjectEvent
 from apiserver.metrics import Metrics
 
 log = get_logger(__name__)
@@ -33,7 +33,7 @@ class ExportHandler:
     def __init__(self, metrics: Metrics | None) -> None:
         self._metrics = metrics
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         for event in events:
             try:
                 if event.kind is DELETE:

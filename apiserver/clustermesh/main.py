@@ -14,9 +14,9 @@ from apiserver._logging import configure_logging, get_logger
 from apiserver.clustermesh.exporter import Exporter
 from apiserver.clustermesh.options import ExporterOptions, InvalidOptions
 from apiserver.kube import KubeConfigError, KubeOptions, build_client, check_api
-from apiserver.kvstore._backend import KVStoreError
+from apiserver.kvstore import KVStoreError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.metrics import APISERVER_NAMESPACE, ApiLimiterMetrics, Metrics
 from apiserver.server import HealthServer, MetricsServer
 
@@ -32,7 +32,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         options = ExporterOptions.from_args(args)
         kube_options = KubeOptions.from_args(args)
         etcd_config = EtcdConfig.from_kvstore_opts(options.kvstore_opts)
-        RateLimiter.for_batched_writes(options.kvstore_opts)
+        APILimiter.for_batched_writes(options.kvstore_opts)
     except (InvalidOptions, ValueError, OSError) as exc:
         print(f"clustermesh-apiserver: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -65,7 +65,7 @@ async def _serve(options: ExporterOptions, kube_options: KubeOptions, etcd_confi
     if backend is None:  # stopped while connecting
         await kube.close()
         return 0
-    limiter = RateLimiter.for_batched_writes(options.kvstore_opts)
+    limiter = APILimiter.for_batched_writes(options.kvstore_opts)
     limiter.observe(ApiLimiterMetrics(metrics))
     exporter = Exporter(options, backend, kube, metrics, limiter=limiter)
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from apiserver.convert import namespace_is_global
-from apiserver.kube import DELETE, Event
+from apiserver.kube import DELETE, ObjectEvent
 
 NamespaceListener = Callable[[str], None]
 
@@ -31,7 +31,7 @@ class NamespaceGate:
     def subscribe(self, listener: NamespaceListener) -> None:
         self._listeners.append(listener)
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         for event in events:
             name = event.obj["metadata"]["name"]
             before = self._global.get(name)

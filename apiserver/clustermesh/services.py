@@ -13,7 +13,7 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh._handler import ExportHandler
 from apiserver.clustermesh.namespaces import NamespaceGate
 from apiserver.convert import ConversionError, convert_service, convert_service_export
-from apiserver.kube import Cache, Event, KubeObject, index_by_service
+from apiserver.kube import Cache, KubeObject, ObjectEvent, index_by_service
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
 
@@ -26,7 +26,7 @@ def _service_of(obj: KubeObject) -> ServiceKey:
     return meta.get("namespace") or "", meta["name"]
 
 
-def _owners(events: list[Event]) -> set[ServiceKey]:
+def _owners(events: list[ObjectEvent]) -> set[ServiceKey]:
     """Services owning the slices of a batch (before and after the change)."""
     owners: set[ServiceKey] = set()
     for event in events:
@@ -41,12 +41,12 @@ def _owners(events: list[Event]) -> set[ServiceKey]:
 class Feed:
     """One joined resource's view as a reflector handler (``on_events``/``on_synced``)."""
 
-    def __init__(self, affected: Callable[[list[Event]], set[ServiceKey]], exporter: JoinedExporter) -> None:
+    def __init__(self, affected: Callable[[list[ObjectEvent]], set[ServiceKey]], exporter: JoinedExporter) -> None:
         self._affected = affected
         self._exporter = exporter
         self.synced = False
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         self._exporter.recompute_all(self._affected(events))
 
     def on_synced(self) -> None:
@@ -68,7 +68,7 @@ class JoinedExporter(ExportHandler):
         self.service_feed = Feed(lambda events: {_service_of(e.obj) for e in events}, self)
         self.other_feed = Feed(self._other_affected, self)
 
-    def _other_affected(self, events: list[Event]) -> set[ServiceKey]:
+    def _other_affected(self, events: list[ObjectEvent]) -> set[ServiceKey]:
         return {_service_of(e.obj) for e in events}
 
     def feed_synced(self) -> None:
@@ -117,7 +117,7 @@ class ServiceExporter(JoinedExporter):
         slices.add_index(SERVICE_INDEX, index_by_service)
         super().__init__(store, cluster, namespaces, services, slices, metrics)
 
-    def _other_affected(self, events: list[Event]) -> set[ServiceKey]:
+    def _other_affected(self, events: list[ObjectEvent]) -> set[ServiceKey]:
         return _owners(events)
 
     def resync_namespace(self, namespace: str) -> None:
@@ -152,7 +152,7 @@ class Tee:
     def __init__(self, *feeds: Feed) -> None:
         self._feeds = feeds
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         for feed in self._feeds:
             feed.on_events(events)
 

@@ -3,6 +3,7 @@
 Reads the Kubernetes API and hands decoded objects to a consumer; knows nothing of etcd.
 """
 
+from apiserver._tokenbucket import TokenBucket
 from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import (
     Cache,
@@ -15,7 +16,6 @@ from apiserver.kube._cache import (
     object_key,
 )
 from apiserver.kube._http import KubeAPIError
-from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.config import KubeClient, KubeConfigError, KubeOptions, add_kube_flags, build_client
 from apiserver.kube.health import check_api
 from apiserver.kube.reflector import (
@@ -24,8 +24,8 @@ from apiserver.kube.reflector import (
     BatchHandler,
     CacheKind,
     CountingMetrics,
-    Event,
     EventKind,
+    ObjectEvent,
     ObjectHandler,
     Reflector,
     ReflectorMetrics,
@@ -41,7 +41,7 @@ from apiserver.kube.resources import (
     NAMESPACES,
     SERVICE_EXPORTS,
     SERVICES,
-    Resource,
+    APIResource,
     label_selector_for,
 )
 
@@ -57,13 +57,13 @@ __all__ = [
     "SERVICES",
     "SERVICE_EXPORTS",
     "UPSERT",
+    "APIResource",
     "Backoff",
     "BatchHandler",
     "Cache",
     "CacheKind",
     "CompactCache",
     "CountingMetrics",
-    "Event",
     "EventKind",
     "IndexFunc",
     "Key",
@@ -73,12 +73,12 @@ __all__ = [
     "KubeObject",
     "KubeOptions",
     "MetadataCache",
+    "ObjectEvent",
     "ObjectHandler",
-    "RateLimiter",
     "Reflector",
     "ReflectorMetrics",
     "ReflectorOptions",
-    "Resource",
+    "TokenBucket",
     "add_kube_flags",
     "build_client",
     "check_api",

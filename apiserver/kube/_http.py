@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from apiserver._tokenbucket import TokenBucket
 from apiserver.kube._gc import gc_paused
-from apiserver.kube._ratelimit import RateLimiter
 
 Query = Sequence[tuple[str, str]]
 _AUTH = ["BearerToken"]
@@ -36,6 +36,13 @@ class KubeAPIError(Exception):
     def expired(self) -> bool:
         """410 Gone / ``Expired``: the resourceVersion or continue token is too old; relist."""
         return self.code == 410 or self.reason in ("Expired", "Gone")
+
+    @property
+    def too_large_resource_version(self) -> bool:
+        """The server has not reached the resourceVersion we asked for (client-go's
+        ``isTooLargeResourceVersionError``): it was restored or replaced and its versions went
+        back; only a relist from its current state helps."""
+        return "too large resource version" in self.message.lower()
 
     @classmethod
     def from_status(cls, status: Any, default_code: int = 0) -> KubeAPIError:
@@ -70,7 +77,7 @@ class KubeHTTP:
     __slots__ = ("_api", "_connect_timeout", "_limiter")
 
     def __init__(self, api_client: Any, *, connect_timeout: float = 30.0,
-                 rate_limiter: RateLimiter | None = None) -> None:
+                 rate_limiter: TokenBucket | None = None) -> None:
         self._api = api_client
         self._connect_timeout = connect_timeout
         self._limiter = rate_limiter

@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 
 from apiserver import __version__
 from apiserver._logging import get_logger
-from apiserver.cli._flags import CommaListAction, go_duration
+from apiserver._tokenbucket import TokenBucket
+from apiserver.goflags import CommaListAction, go_duration
 from apiserver.kube._cache import KubeObject
 from apiserver.kube._k8s_import import ConfigException, k8s_client, k8s_config
-from apiserver.kube._ratelimit import RateLimiter
 from apiserver.kube.reflector import (
     BatchHandler,
     CacheKind,
@@ -40,7 +40,7 @@ from apiserver.kube.reflector import (
     ReflectorMetrics,
     ReflectorOptions,
 )
-from apiserver.kube.resources import Resource, label_selector_for
+from apiserver.kube.resources import APIResource, label_selector_for
 
 log = get_logger(__name__)
 
@@ -108,17 +108,17 @@ class KubeClient:
 
     api_client: Any  # kubernetes_asyncio.client.ApiClient
     options: KubeOptions
-    rate_limiter: RateLimiter = field(init=False)
+    rate_limiter: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rate_limiter = RateLimiter(self.options.qps, self.options.burst)
+        self.rate_limiter = TokenBucket(self.options.qps, self.options.burst)
 
     @property
     def host(self) -> str:
         host: str = self.api_client.configuration.host
         return host
 
-    def reflector(self, resource: Resource, handler: ObjectHandler | BatchHandler | None = None, *,
+    def reflector(self, resource: APIResource, handler: ObjectHandler | BatchHandler | None = None, *,
                   label_selector: str | None = None, options: ReflectorOptions | None = None,
                   metrics: ReflectorMetrics | None = None, cache: CacheKind = "objects",
                   transform: Callable[[KubeObject], KubeObject] | None = None) -> Reflector:

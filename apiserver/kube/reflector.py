@@ -9,7 +9,9 @@ What it guarantees to the consumer:
   restart) delivers UPSERT only for objects whose resourceVersion changed and DELETE for every
   cached object missing from the new list: after a relist the consumer has seen exactly the new
   state, nothing lost and nothing stale. Watch events that repeat the cached resourceVersion are
-  dropped.
+  dropped. When the server answers a watch with "Too large resource version" (it was restored or
+  replaced, and its versions went back), the reflector relists as client-go's reflector does, and
+  that relist delivers UPSERT for every object: equal resourceVersions mean nothing any more.
 * ``on_synced()`` exactly once, after the first complete list has been delivered; then the
   ``synced`` event is set.
 * A handler exception is logged (with the object's namespace/name) and does not stop the reflector.
@@ -18,7 +20,7 @@ Handlers. Two shapes, pick by speed needs (a start-up list can be 100k objects):
 
 * ``ObjectHandler`` subclass: synchronous ``on_upsert(obj, old)``, ``on_delete(obj)``,
   ``on_synced()``. The reflector calls them per object and logs failures per object.
-* anything with ``on_events(events: list[Event])`` and ``on_synced()`` (``BatchHandler``): one
+* anything with ``on_events(events: list[ObjectEvent])`` and ``on_synced()`` (``BatchHandler``): one
   call per batch; either may be a coroutine function, which gives the consumer backpressure (the
   reflector reads nothing more until it returns). An exception from ``on_events`` is logged with
   the batch size and its first/last object, and the next batch is delivered as usual.
@@ -47,12 +49,12 @@ import aiohttp
 import orjson
 
 from apiserver._logging import get_logger
+from apiserver._tokenbucket import TokenBucket
 from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, MetadataCache
 from apiserver.kube._http import KubeAPIError, KubeHTTP, Query
 from apiserver.kube._lines import LineSplitter
-from apiserver.kube._ratelimit import RateLimiter
-from apiserver.kube.resources import Resource
+from apiserver.kube.resources import APIResource
 
 log = get_logger(__name__)
 
@@ -66,7 +68,7 @@ UPSERT = EventKind.UPSERT
 DELETE = EventKind.DELETE
 
 
-class Event(NamedTuple):
+class ObjectEvent(NamedTuple):
     kind: EventKind
     obj: KubeObject
     # UPSERT: the cached version ``obj`` replaces (None for a new object). DELETE: always None.
@@ -75,7 +77,7 @@ class Event(NamedTuple):
 
 @runtime_checkable
 class BatchHandler(Protocol):
-    def on_events(self, events: list[Event]) -> Awaitable[None] | None: ...
+    def on_events(self, events: list[ObjectEvent]) -> Awaitable[None] | None: ...
 
     def on_synced(self) -> Awaitable[None] | None: ...
 
@@ -190,14 +192,14 @@ class Reflector:
     def __init__(
         self,
         api_client: Any,
-        resource: Resource,
+        resource: APIResource,
         handler: ObjectHandler | BatchHandler | None = None,
         *,
         label_selector: str = "",
         field_selector: str = "",
         namespace: str | None = None,
         options: ReflectorOptions | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: TokenBucket | None = None,
         metrics: ReflectorMetrics | None = None,
     ) -> None:
         self.resource = resource
@@ -223,6 +225,7 @@ class Reflector:
         self._metrics = metrics
         self._backoff = Backoff(self._opts.backoff_initial, self._opts.backoff_max)
         self._rv = ""
+        self._distrust_versions = False  # the next relist delivers every object
         self._task: asyncio.Task[None] | None = None
 
     # -- consumer-facing reads -------------------------------------------------------------
@@ -325,6 +328,14 @@ class Reflector:
                              resource_version=self._rv)
                     need_list = True
                     continue
+                if verb == "watch" and exc.too_large_resource_version:
+                    self._count_error(verb, "too_large_resource_version")
+                    log.warning("The API server does not know our resourceVersion (restored or replaced?); "
+                                "relisting everything", resource=self.name, resource_version=self._rv,
+                                error=str(exc))
+                    need_list = True
+                    self._distrust_versions = True
+                    continue
                 await self._retry_later(verb, exc)
             except Exception as exc:  # retried forever: a reflector must outlive any server trouble
                 await self._retry_later(verb, exc)
@@ -384,6 +395,7 @@ class Reflector:
             break
         await self._deliver(self._drop_unseen(seen))
         self._rv = list_rv
+        self._distrust_versions = False
         elapsed = loop.time() - started
         log.info("Initial list complete" if initial else "Relist complete", resource=self.name,
                  objects=listed, pages=pages, seconds=f"{elapsed:.2f}",
@@ -406,9 +418,9 @@ class Reflector:
         task.add_done_callback(_consume_outcome)
         return task
 
-    def _merge_page(self, items: list[KubeObject], seen: set[Key] | None) -> list[Event]:
+    def _merge_page(self, items: list[KubeObject], seen: set[Key] | None) -> list[ObjectEvent]:
         cache, transform = self.cache, self._opts.transform
-        events: list[Event] = []
+        events: list[ObjectEvent] = []
         for obj in items:
             if transform is not None:
                 obj = transform(obj)
@@ -421,26 +433,27 @@ class Reflector:
                 self._malformed(obj)
                 continue
             if seen is None:
-                events.append(Event(UPSERT, obj, cache.put(key, obj)))
+                events.append(ObjectEvent(UPSERT, obj, cache.put(key, obj)))
                 continue
             seen.add(key)
             old = cache.get_key(key)
             rv = meta.get("resourceVersion")
-            if old is not None and rv and old["metadata"].get("resourceVersion") == rv:
+            if (old is not None and rv and old["metadata"].get("resourceVersion") == rv
+                    and not self._distrust_versions):
                 continue
             cache.put(key, obj)
-            events.append(Event(UPSERT, obj, old))
+            events.append(ObjectEvent(UPSERT, obj, old))
         return events
 
-    def _drop_unseen(self, seen: set[Key] | None) -> list[Event]:
+    def _drop_unseen(self, seen: set[Key] | None) -> list[ObjectEvent]:
         if seen is None:
             return []
         cache = self.cache
-        events: list[Event] = []
+        events: list[ObjectEvent] = []
         for key in [k for k in cache if k not in seen]:
             old = cache.pop(key)
             if old is not None:
-                events.append(Event(DELETE, old, None))
+                events.append(ObjectEvent(DELETE, old, None))
         return events
 
     # -- watch -----------------------------------------------------------------------------
@@ -472,14 +485,14 @@ class Reflector:
 
     async def _apply(self, lines: Sequence[bytes]) -> None:
         """Decode watch lines into the cache and deliver the resulting events as one batch."""
-        events: list[Event] = []
+        events: list[ObjectEvent] = []
         try:
             self._apply_lines(lines, events)
         finally:
             # Whatever reached the cache before an ERROR line reaches the consumer too.
             await self._deliver(events)
 
-    def _apply_lines(self, lines: Sequence[bytes], events: list[Event]) -> None:
+    def _apply_lines(self, lines: Sequence[bytes], events: list[ObjectEvent]) -> None:
         cache, transform = self.cache, self._opts.transform
         for line in lines:
             try:
@@ -511,17 +524,17 @@ class Reflector:
                 if old is not None and rv and old["metadata"].get("resourceVersion") == rv:
                     continue
                 cache.put(key, obj)
-                events.append(Event(UPSERT, obj, old))
+                events.append(ObjectEvent(UPSERT, obj, old))
             elif kind == "DELETED":
                 # Not cached means the consumer never saw it: nothing to retract.
                 if cache.pop(key) is not None:
-                    events.append(Event(DELETE, obj, None))
+                    events.append(ObjectEvent(DELETE, obj, None))
             else:
                 log.warning("Unknown watch event type", resource=self.name, type=str(kind))
 
     # -- delivery --------------------------------------------------------------------------
 
-    async def _deliver(self, events: list[Event]) -> None:
+    async def _deliver(self, events: list[ObjectEvent]) -> None:
         chunk = self._opts.delivery_chunk
         if len(events) <= chunk:
             await self._deliver_chunk(events)
@@ -533,7 +546,7 @@ class Reflector:
                 await asyncio.sleep(0)
             await self._deliver_chunk(events[start:start + chunk])
 
-    async def _deliver_chunk(self, events: list[Event]) -> None:
+    async def _deliver_chunk(self, events: list[ObjectEvent]) -> None:
         if not events:
             return
         if self._object_handler is not None:
@@ -548,7 +561,7 @@ class Reflector:
                 log.exception("Event handler failed", resource=self.name, events=len(events),
                               first=_describe(events[0].obj), last=_describe(events[-1].obj))
 
-    def _deliver_each(self, handler: ObjectHandler, events: list[Event]) -> None:
+    def _deliver_each(self, handler: ObjectHandler, events: list[ObjectEvent]) -> None:
         for event in events:
             try:
                 if event.kind is UPSERT:

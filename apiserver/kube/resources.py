@@ -1,6 +1,6 @@
 """The Kubernetes resources clustermesh-apiserver watches, and the label selectors it watches them with.
 
-Pure data: URL paths and selector strings, no I/O. A ``Resource`` names one API collection; the
+Pure data: URL paths and selector strings, no I/O. A ``APIResource`` names one API collection; the
 reflector lists and watches ``resource.list_path()`` (all namespaces for namespaced resources).
 """
 
@@ -16,7 +16,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True, slots=True)
-class Resource:
+class APIResource:
     """One API collection: ``group`` is ``""`` for the core API (``/api/v1``)."""
 
     kind: str
@@ -44,19 +44,19 @@ class Resource:
         return f"{base}/{self.plural}"
 
 
-CILIUM_NODES = Resource("CiliumNode", "cilium.io", "v2", "ciliumnodes", namespaced=False)
-CILIUM_IDENTITIES = Resource("CiliumIdentity", "cilium.io", "v2", "ciliumidentities", namespaced=False)
-CILIUM_ENDPOINTS = Resource("CiliumEndpoint", "cilium.io", "v2", "ciliumendpoints", namespaced=True)
-CILIUM_ENDPOINT_SLICES = Resource(
+CILIUM_NODES = APIResource("CiliumNode", "cilium.io", "v2", "ciliumnodes", namespaced=False)
+CILIUM_IDENTITIES = APIResource("CiliumIdentity", "cilium.io", "v2", "ciliumidentities", namespaced=False)
+CILIUM_ENDPOINTS = APIResource("CiliumEndpoint", "cilium.io", "v2", "ciliumendpoints", namespaced=True)
+CILIUM_ENDPOINT_SLICES = APIResource(
     "CiliumEndpointSlice", "cilium.io", "v2alpha1", "ciliumendpointslices", namespaced=False)
-SERVICES = Resource("Service", "", "v1", "services", namespaced=True)
-ENDPOINT_SLICES = Resource("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", namespaced=True)
-NAMESPACES = Resource("Namespace", "", "v1", "namespaces", namespaced=False)
+SERVICES = APIResource("Service", "", "v1", "services", namespaced=True)
+ENDPOINT_SLICES = APIResource("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", namespaced=True)
+NAMESPACES = APIResource("Namespace", "", "v1", "namespaces", namespaced=False)
 # Cilium 1.19 reads MCS-API v1alpha1; 1.20 moved to v1beta1 (same JSON): use dataclasses.replace.
-SERVICE_EXPORTS = Resource(
+SERVICE_EXPORTS = APIResource(
     "ServiceExport", "multicluster.x-k8s.io", "v1alpha1", "serviceexports", namespaced=True)
 
-ALL_RESOURCES: tuple[Resource, ...] = (
+ALL_RESOURCES: tuple[APIResource, ...] = (
     CILIUM_NODES, CILIUM_IDENTITIES, CILIUM_ENDPOINTS, CILIUM_ENDPOINT_SLICES,
     SERVICES, ENDPOINT_SLICES, NAMESPACES, SERVICE_EXPORTS,
 )
@@ -83,7 +83,7 @@ def endpointslice_selector(service_proxy_name: str) -> str:
             f"{service_proxy_selector(service_proxy_name)}")
 
 
-def label_selector_for(resource: Resource, service_proxy_name: str = "") -> str:
+def label_selector_for(resource: APIResource, service_proxy_name: str = "") -> str:
     """The label selector clustermesh-apiserver watches ``resource`` with (``""``: everything)."""
     if resource.group == SERVICES.group and resource.plural == SERVICES.plural:
         return service_proxy_selector(service_proxy_name)

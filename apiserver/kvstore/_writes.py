@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from apiserver.kvstore._backend import KVBackend, LeaseNotFoundError
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.metrics import Metrics, kvstore_scope
 
 KIND_SET = "set"
@@ -38,7 +38,7 @@ def observe(metrics: Metrics | None, key: str, kind: str, action: str, seconds: 
 
 
 async def put_with_lease(backend: KVBackend, leases: LeaseManager, key: str, value: bytes, *,
-                         limiter: RateLimiter | None = None, metrics: Metrics | None = None,
+                         limiter: APILimiter | None = None, metrics: Metrics | None = None,
                          op_timeout: float | None = None) -> int:
     """Put ``key`` attached to its lease; a ``LeaseNotFoundError`` makes the lease manager check
     (and, if gone, declare lost) the lease before the error is re-raised."""

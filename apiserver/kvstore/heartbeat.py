@@ -17,7 +17,7 @@ from apiserver.kvstore._backend import KVBackend
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._writes import put_with_lease, rfc3339_now
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.metrics import Metrics
 from apiserver.paths import HEARTBEAT_INTERVAL, HEARTBEAT_PATH
 
@@ -32,7 +32,7 @@ class Heartbeat:
     """Keeps ``cilium/.heartbeat`` fresh; ``start()`` / ``stop()``."""
 
     def __init__(self, backend: KVBackend, leases: LeaseManager, *, interval: float = HEARTBEAT_INTERVAL,
-                 write_timeout: float = HEARTBEAT_WRITE_TIMEOUT, limiter: RateLimiter | None = None,
+                 write_timeout: float = HEARTBEAT_WRITE_TIMEOUT, limiter: APILimiter | None = None,
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
         self._backend = backend
         self._leases = leases

@@ -26,12 +26,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 
 from apiserver._logging import get_logger
+from apiserver.metrics import LimiterValues
 
-__all__ = ["DEFAULT_QPS", "LimiterValues", "RateLimiter"]
+__all__ = ["DEFAULT_QPS", "APILimiter", "LimiterValues"]
 
 log = get_logger(__name__)
 
@@ -47,19 +47,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class LimiterValues:
-    """What a limiter reports (upstream's ``rate.MetricsValues``, less its auto-adjustment)."""
-
-    mean_processing_seconds: float
-    mean_wait_seconds: float
-    in_flight: int
-    max_inflight: int  # 0: no cap
-    rate: float  # operations/s now allowed; 0: no token bucket
-    burst: int  # 0: no token bucket
-    outcome: str | None  # of the request just finished; None for a configuration change
-
-
 LimiterObserver = Callable[[LimiterValues], None]
 
 
@@ -73,7 +60,7 @@ def _int_opt(opts: Mapping[str, str], name: str) -> int | None:
         raise ValueError(f"invalid --kvstore-opt {name}={raw!r}: expected an integer") from None
 
 
-class RateLimiter:
+class APILimiter:
     """Token bucket + in-flight semaphore; ``async with limiter:`` around every kvstore operation."""
 
     def __init__(self, qps: float | None = DEFAULT_QPS, *, burst: int | None = None,
@@ -100,12 +87,12 @@ class RateLimiter:
         self._observer: LimiterObserver | None = None
 
     @classmethod
-    def unlimited(cls) -> RateLimiter:
+    def unlimited(cls) -> APILimiter:
         return cls(None)
 
     @classmethod
     def from_kvstore_opts(cls, opts: Mapping[str, str], *, clock: Clock = time.monotonic,
-                          sleep: Sleep = asyncio.sleep) -> RateLimiter:
+                          sleep: Sleep = asyncio.sleep) -> APILimiter:
         """``--kvstore-opt`` values -> limiter (raises ``ValueError`` on a non-integer value)."""
         qps = _int_opt(opts, OPT_QPS)
         return cls(DEFAULT_QPS if qps is None else qps, bootstrap_qps=_int_opt(opts, OPT_BOOTSTRAP_QPS),
@@ -113,7 +100,7 @@ class RateLimiter:
 
     @classmethod
     def for_batched_writes(cls, opts: Mapping[str, str], *, clock: Clock = time.monotonic,
-                           sleep: Sleep = asyncio.sleep) -> RateLimiter:
+                           sleep: Sleep = asyncio.sleep) -> APILimiter:
         """The limiter of a process whose writers batch (the exporter, KVStoreMesh): the options
         exactly as ``from_kvstore_opts`` reads them when ``etcd.qps`` is set; when it is not, no
         token bucket at all (``etcd.maxInflight`` still applies).
@@ -210,16 +197,16 @@ class RateLimiter:
         return LimitedRequest(self)
 
     def __repr__(self) -> str:
-        return (f"RateLimiter(rate={self._rate}, burst={self.burst}, max_inflight={self.max_inflight}, "
+        return (f"APILimiter(rate={self._rate}, burst={self.burst}, max_inflight={self.max_inflight}, "
                 f"bootstrapping={self._bootstrapping})")
 
 
 class LimitedRequest:
-    """One operation under a ``RateLimiter`` (see ``RateLimiter.request``)."""
+    """One operation under a ``APILimiter`` (see ``APILimiter.request``)."""
 
     __slots__ = ("_limiter", "_scheduled", "_started")
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: APILimiter) -> None:
         self._limiter = limiter
         self._scheduled = self._started = 0.0
 

@@ -1,7 +1,7 @@
 """KVStoreMesh: mirror every remote cluster's etcd into the local etcd (spec section 6).
 
     config dir (one etcd client YAML per remote) -> RemoteCluster (connection state machine)
-        -> Reflector per resource: remote WatchStore -> local SyncStore (cilium/cache/...)
+        -> ResourceMirror per resource: remote WatchStore -> local SyncStore (cilium/cache/...)
 
 The public surface is re-exported here; the modules are private.
 """
@@ -10,11 +10,12 @@ from apiserver.kvstoremesh._api import CLUSTER_PATH, APIServer, render_clusters
 from apiserver.kvstoremesh._config import DEFAULT_API_SERVE_ADDR, MeshConfig
 from apiserver.kvstoremesh._configdir import ConfigDirWatcher, diff_configs, scan_config_dir
 from apiserver.kvstoremesh._daemon import DaemonSettings, KVStoreMeshDaemon, run_until_signalled
+from apiserver.kvstoremesh._factories import etcd_connector
 from apiserver.kvstoremesh._ids import ClusterIDConflictError, ClusterIDs
 from apiserver.kvstoremesh._mesh import KVStoreMesh
-from apiserver.kvstoremesh._reflector import CacheWriter, Reflector, WriterFactory
+from apiserver.kvstoremesh._mirror import CacheWriter, ResourceMirror, WriterFactory
 from apiserver.kvstoremesh._remote import ConfigEnforcer, Connector, EnforcerFactory, RemoteCluster
-from apiserver.kvstoremesh._resources import RESOURCES, Resource, drain_prefixes
+from apiserver.kvstoremesh._resources import RESOURCES, MirroredResource, drain_prefixes
 from apiserver.kvstoremesh._status import (
     RemoteClusterConfigStatus,
     RemoteClusterStatus,
@@ -40,15 +41,16 @@ __all__ = [
     "KVStoreMesh",
     "KVStoreMeshDaemon",
     "MeshConfig",
-    "Reflector",
+    "MirroredResource",
     "RemoteCluster",
     "RemoteClusterConfigStatus",
     "RemoteClusterStatus",
     "RemoteClusterSyncedStatus",
-    "Resource",
+    "ResourceMirror",
     "WriterFactory",
     "diff_configs",
     "drain_prefixes",
+    "etcd_connector",
     "format_status",
     "render_clusters",
     "run_until_signalled",

@@ -14,7 +14,7 @@ from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver._tasks import first_error
-from apiserver.kvstore._backend import KVBackend
+from apiserver.kvstore import KVBackend
 from apiserver.kvstore.watchstore import WatchStore
 from apiserver.kvstoremesh._resources import remote_synced_prefix
 

@@ -17,10 +17,10 @@ from apiserver._heap import freeze_after_bootstrap
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver.clusterinfo import ClusterInfo
-from apiserver.kvstore._backend import KVBackend
+from apiserver.kvstore import KVBackend
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import DEFAULT_LEASE_TTL, LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstoremesh._api import APIServer
 from apiserver.kvstoremesh._config import DEFAULT_API_SERVE_ADDR, MeshConfig
 from apiserver.kvstoremesh._factories import config_enforcers, etcd_connector, sync_store_writers
@@ -59,7 +59,7 @@ class KVStoreMeshDaemon:
         self._given_backend = local_backend
         self.backend: KVBackend | None = None
         self.mesh: KVStoreMesh | None = None
-        self.limiter = RateLimiter.for_batched_writes(settings.kvstore_opts)
+        self.limiter = APILimiter.for_batched_writes(settings.kvstore_opts)
         self.limiter.observe(ApiLimiterMetrics(self.metrics))
         self.health = HealthServer(settings.health_port, ready=self.ready, host=settings.health_host)
         self.api = APIServer(settings.api_serve_addr, self._status)

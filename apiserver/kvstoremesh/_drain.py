@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import KVBackend, KVStoreError
+from apiserver.kvstore import KVBackend, KVStoreError
 from apiserver.kvstoremesh._resources import drain_prefixes, local_cluster_config_key
 
 log = get_logger(__name__)

@@ -3,14 +3,14 @@ config enforcers on the local etcd. Tests replace these with in-memory backends.
 
 from __future__ import annotations
 
-from apiserver.kvstore._backend import KVBackend
-from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
+from apiserver.kvstore import KVBackend
+from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstore.syncstore import SyncStore
-from apiserver.kvstoremesh._reflector import CacheWriter, WriterFactory
+from apiserver.kvstoremesh._mirror import CacheWriter, WriterFactory
 from apiserver.kvstoremesh._remote import ConfigEnforcer, Connector, EnforcerFactory
-from apiserver.kvstoremesh._resources import Resource
+from apiserver.kvstoremesh._resources import MirroredResource
 from apiserver.metrics import Metrics
 
 
@@ -29,8 +29,8 @@ def etcd_connector(*, connect_timeout: float) -> Connector:
 
 
 def sync_store_writers(backend: KVBackend, leases: LeaseManager, *, metrics: Metrics | None,
-                       limiter: RateLimiter | None) -> WriterFactory:
-    def make(resource: Resource, cluster: str) -> CacheWriter:
+                       limiter: APILimiter | None) -> WriterFactory:
+    def make(resource: MirroredResource, cluster: str) -> CacheWriter:
         prefix = resource.cache_prefix(cluster)
         # stale_prefix: keys a previous KVStoreMesh run cached, and that the remote no longer
         # has, are deleted once the first sync of this run completed.
@@ -42,7 +42,7 @@ def sync_store_writers(backend: KVBackend, leases: LeaseManager, *, metrics: Met
 
 
 def config_enforcers(backend: KVBackend, leases: LeaseManager, *, interval: float, metrics: Metrics | None,
-                     limiter: RateLimiter | None) -> EnforcerFactory:
+                     limiter: APILimiter | None) -> EnforcerFactory:
     def make(cluster: str, value: bytes) -> ConfigEnforcer:
         return ClusterConfigEnforcer(backend, leases, cluster, value, interval, limiter=limiter,
                                      metrics=metrics)

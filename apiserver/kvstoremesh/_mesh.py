@@ -18,11 +18,11 @@ from collections.abc import Callable
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver.clusterinfo import ClusterInfo, InvalidClusterInfo, validate_cluster_name
-from apiserver.kvstore._backend import KVBackend
+from apiserver.kvstore import KVBackend
 from apiserver.kvstoremesh._config import MeshConfig
 from apiserver.kvstoremesh._configdir import ConfigDirWatcher
 from apiserver.kvstoremesh._ids import ClusterIDs
-from apiserver.kvstoremesh._reflector import WriterFactory
+from apiserver.kvstoremesh._mirror import WriterFactory
 from apiserver.kvstoremesh._remote import Connector, EnforcerFactory, MeshContext, RemoteCluster
 from apiserver.kvstoremesh._status import RemoteClusterStatus
 from apiserver.metrics import Metrics

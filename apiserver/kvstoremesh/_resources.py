@@ -40,7 +40,7 @@ def _when_service_exports_known(service_exports_enabled: bool | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Resource:
+class MirroredResource:
     """One mirrored resource type. ``{cluster}`` placeholders are filled per remote."""
 
     name: str  # status / log name, as upstream's reflector names
@@ -68,9 +68,9 @@ class Resource:
 
 
 def _per_cluster(name: str, base: str, *, revocable: bool = False,
-                 enabled: Callable[[bool | None], bool] = _always) -> Resource:
+                 enabled: Callable[[bool | None], bool] = _always) -> MirroredResource:
     """A resource whose keys already carry the cluster name: ``<base>/<R>/...``."""
-    return Resource(name=name, base_prefix=base, state_template=join_key(base, _CLUSTER),
+    return MirroredResource(name=name, base_prefix=base, state_template=join_key(base, _CLUSTER),
                     cache_template=join_key(state_to_cache_prefix(base), _CLUSTER),
                     revocable=revocable, enabled=enabled)
 
@@ -80,16 +80,16 @@ SERVICES = _per_cluster("services", SERVICES_PREFIX, revocable=True)
 SERVICE_EXPORTS = _per_cluster("service exports", SERVICE_EXPORTS_PREFIX, revocable=True,
                                enabled=_when_service_exports_known)
 # Identities: only the "id/" keys (no "value/" keys of kvstore identity mode).
-IDENTITIES = Resource(
+IDENTITIES = MirroredResource(
     name="identities", base_prefix=IDENTITIES_PREFIX,
     state_template=join_key(IDENTITIES_PREFIX, "id"),
     cache_template=join_key(state_to_cache_prefix(IDENTITIES_PREFIX), _CLUSTER, "id"))
-ENDPOINTS = Resource(
+ENDPOINTS = MirroredResource(
     name="endpoints", base_prefix=IP_PREFIX,
     state_template=IP_DEFAULT_PREFIX,
     cache_template=join_key(state_to_cache_prefix(IP_PREFIX), _CLUSTER))
 
-RESOURCES: tuple[Resource, ...] = (NODES, SERVICES, SERVICE_EXPORTS, IDENTITIES, ENDPOINTS)
+RESOURCES: tuple[MirroredResource, ...] = (NODES, SERVICES, SERVICE_EXPORTS, IDENTITIES, ENDPOINTS)
 
 
 def drain_prefixes(cluster: str) -> list[str]:

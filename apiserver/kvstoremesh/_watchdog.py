@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from apiserver._logging import get_logger
 from apiserver._tasks import first_error
-from apiserver.kvstore._backend import (
+from apiserver.kvstore import (
     ClusterIDChangedError,
     CompactedError,
     EventType,

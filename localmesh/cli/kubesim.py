@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from apiserver._logging import configure_logging, get_logger
-from apiserver.cli._flags import add_bool
+from apiserver.goflags import add_bool
 
 HELP = "Run the Kubernetes API emulator (kubesim) for demos and manual testing"
 

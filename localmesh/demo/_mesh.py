@@ -14,11 +14,10 @@ from apiserver._logging import get_logger
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter
 from apiserver.clustermesh.options import ExporterOptions
+from apiserver.ctl import facts_from, prerequisite_checks
 from apiserver.kube import KubeClient, KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
-from apiserver.mesh import check_mesh
-from apiserver.mesh.facts import facts_from
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
@@ -107,12 +106,13 @@ class SimulatedMesh:
         self._stack.push_async_callback(cluster.kvstoremesh.stop)
 
     def prerequisite_problems(self) -> list[str]:
-        """The mesh prerequisites, read from each cluster's emulated API (as ``mesh-check`` does)."""
+        """The mesh prerequisites, read from each cluster's emulated API (as ``clustermeshctl doctor`` does)."""
         facts = []
         for cluster in self.clusters:
             config = cluster.sim.get("v1", "ConfigMap", "cilium-config", namespace="kube-system") or {}
-            facts.append(facts_from(dict(config.get("data") or {}), cluster.sim.list("cilium.io/v2", "CiliumNode")))
-        return check_mesh(facts)
+            facts.append(facts_from(cluster.info.name, dict(config.get("data") or {}),
+                                    cluster.sim.list("cilium.io/v2", "CiliumNode")))
+        return [problem for check in prerequisite_checks(facts) if check.ok is False for problem in check.problems]
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         async def all_ready() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
-from apiserver.kube import KubeAPIError, KubeObject, ObjectHandler, Reflector, Resource
+from apiserver.kube import APIResource, KubeAPIError, KubeObject, ObjectHandler, Reflector
 from localmesh.kubelet._client import EventRecorder, KubeletAPI
 from localmesh.kubelet._config import KubeletConfig
 from localmesh.kubelet._container import Container
@@ -34,10 +34,10 @@ from localmesh.kubesim._node import ContainerNotFoundError
 
 log = get_logger(__name__)
 
-PODS = Resource("Pod", "", "v1", "pods", namespaced=True)
-SECRETS = Resource("Secret", "", "v1", "secrets", namespaced=True)
-CONFIGMAPS = Resource("ConfigMap", "", "v1", "configmaps", namespaced=True)
-SERVICES = Resource("Service", "", "v1", "services", namespaced=True)
+PODS = APIResource("Pod", "", "v1", "pods", namespaced=True)
+SECRETS = APIResource("Secret", "", "v1", "secrets", namespaced=True)
+CONFIGMAPS = APIResource("ConfigMap", "", "v1", "configmaps", namespaced=True)
+SERVICES = APIResource("Service", "", "v1", "services", namespaced=True)
 
 
 class _Handler(ObjectHandler):

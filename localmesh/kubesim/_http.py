@@ -19,6 +19,8 @@ from apiserver._logging import get_logger
 from localmesh.kubesim import _discovery as discovery
 from localmesh.kubesim import _errors as errors
 from localmesh.kubesim import _openapi as openapi
+from localmesh.kubesim import _protobuf as protobuf
+from localmesh.kubesim import _scale as scaling
 from localmesh.kubesim import _table as tables
 from localmesh.kubesim._api import Api, Deletion, parse_body
 from localmesh.kubesim._faults import Faults
@@ -81,10 +83,27 @@ def _raw(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type=_JSON)
 
 
-def status_response(exc: errors.KubeError) -> web.Response:
+def status_response(exc: errors.KubeError, accept: str | None = None) -> web.Response:
     resp = _json(exc.status(), exc.code)
+    if protobuf.wants_protobuf(accept) and exc.code != 406:
+        resp = web.Response(body=protobuf.encode_status(exc.status()), status=exc.code,
+                            content_type=protobuf.PROTOBUF)
     resp.headers.update(exc.headers)
     return resp
+
+
+def _body(request: web.Request, rt: ResourceType, raw: bytes) -> Any:
+    """A create/update body: protobuf (client-go's default for built-in kinds) or JSON."""
+    if protobuf.is_protobuf(request.headers.get("Content-Type")):
+        return protobuf.decode_object(rt, raw)
+    return parse_body(raw)
+
+
+def _encoded(request: web.Request, raw_json: bytes, status: int) -> web.Response:
+    """A stored object in the form the client accepts (protobuf when it accepts no JSON)."""
+    if protobuf.wants_protobuf(request.headers.get("Accept")):
+        return web.Response(body=protobuf.encode_object(raw_json), status=status, content_type=protobuf.PROTOBUF)
+    return _raw(raw_json, status)
 
 
 def _dry_run(request: web.Request) -> bool:
@@ -109,16 +128,27 @@ def _verb(request: web.Request, target: Target) -> str:
     return verb
 
 
-def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
+def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False, proto: bool = False) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+    if proto:
+        return protobuf.watch_frame("BOOKMARK", protobuf.encode_object(orjson.dumps(obj)))
     return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
 
 
-def _error_event(exc: errors.KubeError) -> bytes:
+def _error_event(exc: errors.KubeError, proto: bool = False) -> bytes:
+    if proto:
+        return protobuf.watch_frame("ERROR", protobuf.encode_status(exc.status()))
     return b'{"type":"ERROR","object":' + orjson.dumps(exc.status()) + b"}\n"
+
+
+def _protobuf_event(etype: str, obj: Stored) -> bytes:
+    try:
+        return protobuf.watch_frame(etype, protobuf.encode_object(obj.raw))
+    except errors.KubeError as exc:  # an object the tables cannot carry: say so in the stream
+        return _error_event(exc, proto=True)
 
 
 class HttpFrontend:
@@ -141,7 +171,7 @@ class HttpFrontend:
         try:
             response = await self._dispatch(request)
         except errors.KubeError as exc:
-            response = status_response(exc)
+            response = status_response(exc, request.headers.get("Accept"))
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here must still answer like an apiserver, and be visible
@@ -199,11 +229,24 @@ class HttpFrontend:
         target = resolve(self.api.registry, request.path)
         if target is None:
             raise errors.path_not_found()
+        if target.subresource == "scale" and target.name is not None:
+            return await self._scale(request, target)
         verb = _verb(request, target)
         self.request_counts[(verb, target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, verb)
         handler: Callable[[web.Request, Target], Awaitable[web.StreamResponse]] = getattr(self, f"_{verb}")
         return await handler(request, target)
+
+    async def _scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.name is not None
+        self.request_counts[("scale", target.rt.plural)] += 1
+        await self.faults.before_request(target.rt.plural, "update" if request.method != "GET" else "get")
+        if request.method == "GET":
+            return _json(scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
+        if request.method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed(request.method)
+        return _json(scaling.update_scale(self.api, target.rt, target.namespace, target.name, request.method,
+                                          request.headers.get("Content-Type", ""), await request.read()))
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -212,7 +255,7 @@ class HttpFrontend:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
             return _raw(tables.table(rt, (stored,), {"resourceVersion": str(stored.rv)}, include), status)
-        return _raw(stored.raw, status)
+        return _encoded(request, stored.raw, status)
 
     async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
@@ -239,6 +282,10 @@ class HttpFrontend:
             meta["remainingItemCount"] = result.remaining
         if tables.wants_table(request.headers.get("Accept", "")):
             return _raw(tables.table(rt, result.items, meta, q.get("includeObject", "Metadata")))
+        if protobuf.wants_protobuf(request.headers.get("Accept")):
+            return web.Response(body=protobuf.encode_list(rt.api_version, rt.list_kind, meta,
+                                                          [s.raw for s in result.items]),
+                                content_type=protobuf.PROTOBUF)
         head = (b'{"kind":"' + rt.list_kind.encode() + b'","apiVersion":"' + rt.api_version.encode()
                 + b'","metadata":' + orjson.dumps(meta) + b',"items":[')
         return _raw(head + b",".join([s.raw for s in result.items]) + b"]}")
@@ -258,20 +305,26 @@ class HttpFrontend:
                                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
                                    "NotOlderThan and allowWatchBookmarks to true")
         render = None
-        if tables.wants_table(request.headers.get("Accept", "")):
+        proto = protobuf.wants_protobuf(request.headers.get("Accept"))
+        content_type = protobuf.PROTOBUF_WATCH if proto else _JSON
+        if proto:
+            if not protobuf.has_schema(rt):
+                raise protobuf.not_acceptable(f"the emulator has no protobuf schema for {rt.group_kind}")
+            render = _protobuf_event
+        elif tables.wants_table(request.headers.get("Accept", "")):
             include = q.get("includeObject", "Metadata")
 
             def render(etype: str, obj: Stored) -> bytes:
                 return tables.table_event(rt, etype, obj, include)
 
         watcher = Watcher(target.namespace, labels, fields, render)
-        response = web.StreamResponse(headers={"Content-Type": _JSON, "Cache-Control": "no-cache"})
+        response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         if self.faults.take_expired_watch():
             expired = errors.too_old_resource_version(int(rv) if rv and rv.isdigit() else 0,
                                                       self.api.store.resource_version)
             await response.prepare(request)
-            await response.write(_error_event(expired))
+            await response.write(_error_event(expired, proto))
             await response.write_eof()
             return response
         await self._wait_fresh(rv)
@@ -281,14 +334,14 @@ class HttpFrontend:
         except errors.KubeError as exc:
             # Like kube-apiserver, a watch that cannot start is a 200 with one ERROR event.
             await response.prepare(request)
-            await response.write(_error_event(exc))
+            await response.write(_error_event(exc, proto))
             await response.write_eof()
             return response
         if initial_events:
-            watcher.push(_bookmark(rt, store.resource_version, initial_end=True))
+            watcher.push(_bookmark(rt, store.resource_version, initial_end=True, proto=proto))
         try:
             await response.prepare(request)
-            await self._stream(request, response, rt, watcher, timeout, bookmarks)
+            await self._stream(request, response, rt, watcher, timeout, bookmarks, proto)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away
         finally:
@@ -297,7 +350,7 @@ class HttpFrontend:
         return response
 
     async def _stream(self, request: web.Request, response: web.StreamResponse, rt: ResourceType,
-                      watcher: Watcher, timeout_seconds: int, bookmarks: bool) -> None:
+                      watcher: Watcher, timeout_seconds: int, bookmarks: bool, proto: bool = False) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds if timeout_seconds else None
         interval = self.bookmark_interval
@@ -314,7 +367,7 @@ class HttpFrontend:
             if deadline is not None and now >= deadline:
                 break
             if next_bookmark is not None and now >= next_bookmark:
-                watcher.push(_bookmark(rt, store.resource_version))
+                watcher.push(_bookmark(rt, store.resource_version, proto=proto))
                 next_bookmark = now + interval
             if watcher.pending:
                 continue
@@ -334,13 +387,13 @@ class HttpFrontend:
     # -- writes --------------------------------------------------------------------------------------
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
-        body = parse_body(await request.read())
+        body = _body(request, target.rt, await request.read())
         stored = self.api.create(target.rt, target.namespace, body, dry_run=_dry_run(request))
         return self._render_one(request, target.rt, stored, 201)
 
     async def _update(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
-        body = parse_body(await request.read())
+        body = _body(request, target.rt, await request.read())
         stored = self.api.update(target.rt, target.namespace, target.name, body,
                                  subresource=target.subresource, dry_run=_dry_run(request))
         return self._render_one(request, target.rt, stored)
@@ -356,7 +409,11 @@ class HttpFrontend:
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool, int | None]:
         dry_run = _dry_run(request)
         raw = await request.read()
-        options: Any = parse_body(raw) if raw.strip() else {}
+        options: Any = {}
+        if protobuf.is_protobuf(request.headers.get("Content-Type")) and raw:
+            options = protobuf.decode_delete_options(raw)
+        elif raw.strip():
+            options = parse_body(raw)
         if not isinstance(options, dict):
             raise errors.bad_request("DeleteOptions must be a JSON object")
         if options.get("dryRun"):
@@ -365,25 +422,27 @@ class HttpFrontend:
         grace = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
         return (pre if isinstance(pre, dict) else {}), dry_run, None if grace is None else int(grace)
 
-    def _deleted_response(self, rt: ResourceType, deletion: Deletion) -> web.Response:
+    def _deleted_response(self, request: web.Request, rt: ResourceType, deletion: Deletion) -> web.Response:
         status = 200 if deletion.finished else 202
         if rt.returns_deleted_object or not deletion.finished:
-            return _raw(deletion.obj.raw, status)
+            return _encoded(request, deletion.obj.raw, status)
         meta = orjson.loads(deletion.obj.raw)["metadata"]
         details: dict[str, Any] = {"name": meta["name"]}
         if rt.group:
             details["group"] = rt.group
         details["kind"] = rt.plural
         details["uid"] = meta.get("uid", "")
-        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                      "details": details}, status)
+        doc = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        if protobuf.wants_protobuf(request.headers.get("Accept")):
+            return web.Response(body=protobuf.encode_status(doc), status=status, content_type=protobuf.PROTOBUF)
+        return _json(doc, status)
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
         preconditions, dry_run, grace = await self._delete_options(request)
         deletion = self.api.delete(target.rt, target.namespace, target.name, preconditions=preconditions,
                                    dry_run=dry_run, grace_period_seconds=grace)
-        return self._deleted_response(target.rt, deletion)
+        return self._deleted_response(request, target.rt, deletion)
 
     async def _deletecollection(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
@@ -397,6 +456,10 @@ class HttpFrontend:
         listed = self.api.list(rt, target.namespace, labels=labels, fields=fields)
         deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run, grace_period_seconds=grace).obj
                    for s in listed.items]
-        meta = orjson.dumps({"resourceVersion": str(self.api.store.resource_version)})
+        rv = {"resourceVersion": str(self.api.store.resource_version)}
+        if protobuf.wants_protobuf(request.headers.get("Accept")):
+            return web.Response(body=protobuf.encode_list(rt.api_version, rt.list_kind, rv, [s.raw for s in deleted]),
+                                content_type=protobuf.PROTOBUF)
+        meta = orjson.dumps(rv)
         return _raw(b'{"kind":"' + rt.list_kind.encode() + b'","apiVersion":"' + rt.api_version.encode()
                     + b'","metadata":' + meta + b',"items":[' + b",".join(s.raw for s in deleted) + b"]}")

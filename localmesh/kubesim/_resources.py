@@ -93,6 +93,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _core("pods", "Pod", True, "po", categories=("all",), columns=(Column("Status", "status.phase"),)),
     _core("events", "Event", True, "ev"),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",)),
+    ResourceType("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), ("all",)),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
                  columns=(Column("AddressType", "addressType"),)),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
@@ -105,6 +106,15 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _crd("cilium.io", "v2alpha1", "ciliumendpointslices", "CiliumEndpointSlice", False, "ces",
          categories=("cilium",)),
     _crd("multicluster.x-k8s.io", "v1alpha1", "serviceexports", "ServiceExport", True, "svcex"),
+    # The rest of what the mesh API pod's manifests (deploy/base) hold.
+    _core("serviceaccounts", "ServiceAccount", True, "sa"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+                 "ClusterRoleBinding", False),
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", True,
+                 ("netpol",)),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", True,
+                 ("pdb",)),
 )
 
 

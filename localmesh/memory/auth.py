@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from apiserver.security.roles import Grant, KeyRange, Permission
+from apiserver.kvstore.etcd.auth import Grant, KeyRange, Permission
 
 
 class AuthStoreError(Exception):

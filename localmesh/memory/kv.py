@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from apiserver.kvstore._backend import (
+from apiserver.kvstore import (
     MAX_TXN_OPS,
     CompactedError,
     Compare,

@@ -35,7 +35,7 @@ def namespace(name: str, global_: bool | None = None) -> KubeObject:
 
 
 def cilium_config(shape: ClusterShape, **overrides: str) -> KubeObject:
-    """The ``cilium-config`` ConfigMap: what mesh-check and the cilium CLI read of a cluster."""
+    """The ``cilium-config`` ConfigMap: what clustermeshctl doctor and the cilium CLI read of a cluster."""
     data = {"cluster-name": shape.name, "cluster-id": str(shape.cluster_index), "max-connected-clusters": "255",
             "identity-allocation-mode": "crd", "routing-mode": "tunnel", "tunnel-protocol": "vxlan"}
     data.update(overrides)

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from apiserver.cli._flags import go_bool, go_duration, key_value
+from apiserver.goflags import go_bool, go_duration, key_value
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ import pytest
 import pytest_asyncio
 
 from apiserver.kube import (
+    APIResource,
     CountingMetrics,
-    Event,
     KubeClient,
     KubeOptions,
+    ObjectEvent,
     Reflector,
     ReflectorOptions,
-    Resource,
     build_client,
 )
 
@@ -26,7 +26,7 @@ FAST = ReflectorOptions(page_size=100, backoff_initial=0.01, backoff_max=0.1, id
                         connect_timeout=2.0)
 
 
-def describe(event: Event) -> tuple[str, str, str]:
+def describe(event: ObjectEvent) -> tuple[str, str, str]:
     meta = event.obj["metadata"]
     name = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
     return event.kind.value, name, meta.get("resourceVersion", "")
@@ -41,7 +41,7 @@ class Recorder:
         self.synced_calls = 0
         self.events_at_sync = -1
 
-    def on_events(self, events: list[Event]) -> None:
+    def on_events(self, events: list[ObjectEvent]) -> None:
         self.batches += 1
         self.events.extend(describe(e) for e in events)
 
@@ -95,7 +95,7 @@ async def reflect(kube: KubeClient, metrics: CountingMetrics) -> AsyncIterator[C
     """``reflect(resource, handler, **kw)``: a started reflector, stopped after the test."""
     started: list[Reflector] = []
 
-    def make(resource: Resource, handler: Any = None, **kw: Any) -> Reflector:
+    def make(resource: APIResource, handler: Any = None, **kw: Any) -> Reflector:
         kw.setdefault("options", FAST)
         r = kube.reflector(resource, handler, metrics=metrics, **kw)
         r.start()

@@ -13,7 +13,7 @@ from apiserver.kube import (
     ENDPOINT_SLICES,
     SERVICES,
     Backoff,
-    RateLimiter,
+    TokenBucket,
     label_selector_for,
 )
 from apiserver.kube._lines import LineSplitter, LineTooLongError
@@ -67,18 +67,18 @@ def test_backoff_rejects_nonsense() -> None:
 
 def test_rate_limiter_burst_then_rate() -> None:
     now = [100.0]
-    rl = RateLimiter(qps=10, burst=3, clock=lambda: now[0])
+    rl = TokenBucket(qps=10, burst=3, clock=lambda: now[0])
     assert [rl.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert rl.try_acquire() == pytest.approx(0.1)
     now[0] += 0.25  # 2.5 tokens back
     assert rl.try_acquire() == 0.0
     assert rl.try_acquire() == 0.0
     assert rl.try_acquire() == pytest.approx(0.05)
-    assert RateLimiter(qps=0, burst=1).unlimited
+    assert TokenBucket(qps=0, burst=1).unlimited
 
 
 async def test_rate_limiter_acquire_waits() -> None:
-    rl = RateLimiter(qps=200, burst=1)
+    rl = TokenBucket(qps=200, burst=1)
     loop = asyncio.get_running_loop()
     start = loop.time()
     for _ in range(5):

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from apiserver.kvstore.clusterconfig import ClusterConfigEnforcer
+from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.leases import LeaseManager
 from localmesh.memory.kv import MemoryKV
 

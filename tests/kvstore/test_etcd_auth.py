@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from apiserver.kvstore._backend import PermissionDeniedError, UnavailableError
+from apiserver.kvstore import PermissionDeniedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig, EtcdTLSError
+from apiserver.kvstore.etcd.auth import Grant, KeyRange, Permission
 from apiserver.security.pki import generate_ca
-from apiserver.security.roles import Grant, KeyRange, Permission
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.kvstore._backend import Compare, Delete, Op, Put
+from apiserver.kvstore import Compare, Delete, Op, Put
 from apiserver.kvstore.etcd._codec import encode_txn, encode_varint, fill_compare, prefix_range
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
 

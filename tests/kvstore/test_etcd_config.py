@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apiserver.kvstore._backend import MAX_TXN_OPS, Compare, Delete, KVStoreError, Put
+from apiserver.kvstore import MAX_TXN_OPS, Compare, Delete, KVStoreError, Put
 from apiserver.kvstore.etcd import EtcdConfig, EtcdConfigError, EtcdTLSError
 from apiserver.kvstore.etcd._codec import encode_txn, prefix_end, prefix_range
 from apiserver.kvstore.etcd._transport import METHODS, channel_options, parse_endpoint

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from apiserver.kvstore._backend import ClusterIDChangedError, UnavailableError
+from apiserver.kvstore import ClusterIDChangedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.etcd._transport import Connection
 from localmesh.testing.etcd import EtcdServer

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from apiserver.kvstore._backend import (
+from apiserver.kvstore import (
     MAX_TXN_OPS,
     Compare,
     Delete,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from apiserver.kvstore._backend import CompactedError, EventType, Put, WatchBatch, WatchEvent
+from apiserver.kvstore import CompactedError, EventType, Put, WatchBatch, WatchEvent
 from apiserver.kvstore.etcd import EtcdClient
 from localmesh.testing.etcd import EtcdServer
 

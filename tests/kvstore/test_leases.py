@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from apiserver.kvstore._backend import UnavailableError
+from apiserver.kvstore import UnavailableError
 from apiserver.kvstore.leases import LeaseManager, validate_lease_ttl
 from localmesh.memory.kv import MemoryKV
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apiserver.kvstore._backend import (
+from apiserver.kvstore import (
     CompactedError,
     Compare,
     Delete,

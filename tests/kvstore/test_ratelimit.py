@@ -1,4 +1,4 @@
-"""RateLimiter: --kvstore-opt parsing, token bucket on a fake clock, bootstrap rate, in-flight cap."""
+"""APILimiter: --kvstore-opt parsing, token bucket on a fake clock, bootstrap rate, in-flight cap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apiserver.kvstore.ratelimit import LimiterValues, RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter, LimiterValues
 from apiserver.metrics import APISERVER_NAMESPACE, ApiLimiterMetrics, Metrics
 
 
@@ -34,7 +34,7 @@ class FakeTime:
 ])
 def test_from_kvstore_opts(opts: dict[str, str], rate: float | None, burst: int, max_inflight: int | None,
                            bootstrapping: bool) -> None:
-    limiter = RateLimiter.from_kvstore_opts(opts)
+    limiter = APILimiter.from_kvstore_opts(opts)
     assert (limiter.rate, limiter.burst, limiter.max_inflight, limiter.bootstrapping) == (
         rate, burst, max_inflight, bootstrapping)
 
@@ -49,20 +49,20 @@ def test_from_kvstore_opts(opts: dict[str, str], rate: float | None, burst: int,
 ])
 def test_for_batched_writes(opts: dict[str, str], rate: float | None, max_inflight: int | None,
                             bootstrapping: bool) -> None:
-    limiter = RateLimiter.for_batched_writes(opts)
+    limiter = APILimiter.for_batched_writes(opts)
     assert (limiter.rate, limiter.max_inflight, limiter.bootstrapping) == (rate, max_inflight, bootstrapping)
     with pytest.raises(ValueError, match=r"etcd\.qps"):
-        RateLimiter.for_batched_writes({**opts, "etcd.qps": "fast"})
+        APILimiter.for_batched_writes({**opts, "etcd.qps": "fast"})
 
 
 def test_non_integer_option_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match=r"etcd\.qps='fast'"):
-        RateLimiter.from_kvstore_opts({"etcd.qps": "fast"})
+        APILimiter.from_kvstore_opts({"etcd.qps": "fast"})
 
 
 async def test_token_bucket_paces_after_the_burst() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(10, burst=2, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(10, burst=2, clock=fake.clock, sleep=fake.sleep)
     for _ in range(12):
         async with limiter.request():
             pass
@@ -72,7 +72,7 @@ async def test_token_bucket_paces_after_the_burst() -> None:
 
 async def test_bootstrap_rate_then_steady_rate() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(10, bootstrap_qps=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(10, bootstrap_qps=1000, clock=fake.clock, sleep=fake.sleep)
     for _ in range(110):  # burst 10 (the steady qps), then 100 at 1 ms
         async with limiter.request():
             pass
@@ -89,7 +89,7 @@ async def test_bootstrap_rate_then_steady_rate() -> None:
 
 async def test_unlimited_never_waits() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(None, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(None, clock=fake.clock, sleep=fake.sleep)
     for _ in range(1000):
         async with limiter.request():
             pass
@@ -97,7 +97,7 @@ async def test_unlimited_never_waits() -> None:
 
 
 async def test_in_flight_cap() -> None:
-    limiter = RateLimiter(None, max_inflight=2)
+    limiter = APILimiter(None, max_inflight=2)
     release = asyncio.Event()
     entered: list[int] = []
 
@@ -117,7 +117,7 @@ async def test_in_flight_cap() -> None:
 
 async def test_cancelled_wait_gives_its_token_back() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(1, burst=1, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(1, burst=1, clock=fake.clock, sleep=fake.sleep)
     await limiter.acquire()
     limiter.release()
     waiter = asyncio.ensure_future(limiter.acquire())  # reserves the next token, due in 1 s
@@ -142,7 +142,7 @@ class Recorder:
 
 async def test_reports_configuration_then_each_request_with_means_over_the_last_ten() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(10, max_inflight=4, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(10, max_inflight=4, clock=fake.clock, sleep=fake.sleep)
     seen = Recorder()
     limiter.observe(seen)
     assert seen.values == [LimiterValues(0.0, 0.0, 0, 4, 10.0, 10, None)]
@@ -158,7 +158,7 @@ async def test_reports_configuration_then_each_request_with_means_over_the_last_
 
 async def test_waiting_requests_report_their_wait() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(1, clock=fake.clock, sleep=fake.sleep)  # burst 1: every request after the first waits 1 s
+    limiter = APILimiter(1, clock=fake.clock, sleep=fake.sleep)  # burst 1: every request after the first waits 1 s
     seen = Recorder()
     limiter.observe(seen)
     for _ in range(3):
@@ -169,7 +169,7 @@ async def test_waiting_requests_report_their_wait() -> None:
 
 async def test_a_failed_or_cancelled_request_is_reported_as_failed() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(None, max_inflight=1, clock=fake.clock, sleep=fake.sleep)
+    limiter = APILimiter(None, max_inflight=1, clock=fake.clock, sleep=fake.sleep)
     seen = Recorder()
     limiter.observe(seen)
     with pytest.raises(RuntimeError):
@@ -189,7 +189,7 @@ async def test_a_failed_or_cancelled_request_is_reported_as_failed() -> None:
 
 
 async def test_bootstrap_complete_reports_the_steady_rate() -> None:
-    limiter = RateLimiter(20, bootstrap_qps=10000)
+    limiter = APILimiter(20, bootstrap_qps=10000)
     seen = Recorder()
     limiter.observe(seen)
     limiter.bootstrap_complete()
@@ -198,7 +198,7 @@ async def test_bootstrap_complete_reports_the_steady_rate() -> None:
 
 async def test_metrics_series_follow_upstream_names_and_labels() -> None:
     metrics = Metrics(APISERVER_NAMESPACE)
-    limiter = RateLimiter(20, max_inflight=5)
+    limiter = APILimiter(20, max_inflight=5)
     limiter.observe(ApiLimiterMetrics(metrics))
     async with limiter.request():
         pass

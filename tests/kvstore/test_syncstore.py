@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from apiserver.kvstore._backend import EventType, WatchEvent
+from apiserver.kvstore import EventType, WatchEvent
 from apiserver.kvstore.leases import LeaseManager
-from apiserver.kvstore.ratelimit import RateLimiter
+from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
 from localmesh.memory.kv import MemoryKV
@@ -374,7 +374,7 @@ async def test_rate_limit_counts_one_token_per_batch(kv: MemoryKV, make_store: M
         fake_now[0] += seconds
         await asyncio.sleep(0)
 
-    limiter = RateLimiter(20, burst=1, clock=lambda: fake_now[0], sleep=fake_sleep)
+    limiter = APILimiter(20, burst=1, clock=lambda: fake_now[0], sleep=fake_sleep)
     store = await make_store(limiter=limiter)
     for i in range(1000):
         store.upsert(f"n{i:04d}", b"v")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from apiserver.kvstore._backend import CompactedError, KeyValue, UnavailableError, WatchBatch
+from apiserver.kvstore import CompactedError, KeyValue, UnavailableError, WatchBatch
 from apiserver.kvstore.watchstore import WatchStore, WatchStoreBusyError
 from localmesh.memory.kv import MemoryKV
 

@@ -15,7 +15,7 @@ from kvmesh_helpers import RemoteData, diff, eventually, expected_cache, local_v
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig, parse_cluster_config
-from apiserver.kvstore._backend import Put
+from apiserver.kvstore import Put
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from localmesh.testing.etcd import EtcdServer

@@ -11,7 +11,7 @@ from kvmesh_helpers import RemoteData, diff, eventually, expected_cache, local_v
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig
-from apiserver.kvstore._backend import KVBackend, UnavailableError
+from apiserver.kvstore import KVBackend, UnavailableError
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstoremesh import KVStoreMesh, MeshConfig
 from apiserver.kvstoremesh._factories import config_enforcers, sync_store_writers

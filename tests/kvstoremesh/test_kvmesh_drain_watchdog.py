@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apiserver.kvstore._backend import ClusterIDChangedError, Status
+from apiserver.kvstore import ClusterIDChangedError, Status
 from apiserver.kvstoremesh._drain import drain_cluster
 from apiserver.kvstoremesh._watchdog import ConnectionLostError, ConnectionWatchdog
 from localmesh.memory.kv import MemoryKV

@@ -16,7 +16,7 @@ from kvmesh_helpers import RemoteData, eventually
 
 from apiserver.cli import main as cli_main
 from apiserver.clusterinfo import ClusterInfo
-from apiserver.kvstore._backend import Put
+from apiserver.kvstore import Put
 
 pytestmark = pytest.mark.slow
 

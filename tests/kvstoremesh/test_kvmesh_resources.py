@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apiserver.kvstoremesh import RESOURCES, drain_prefixes
-from apiserver.kvstoremesh._resources import ENDPOINTS, IDENTITIES, NODES, SERVICE_EXPORTS, SERVICES, Resource
+from apiserver.kvstoremesh._resources import ENDPOINTS, IDENTITIES, NODES, SERVICE_EXPORTS, SERVICES, MirroredResource
 
 
 @pytest.mark.parametrize(("resource", "state", "cache", "remote_canary", "local_canary"), [
@@ -20,7 +20,7 @@ from apiserver.kvstoremesh._resources import ENDPOINTS, IDENTITIES, NODES, SERVI
     pytest.param(ENDPOINTS, "cilium/state/ip/v1/default", "cilium/cache/ip/v1/c2",
                  "cilium/state/ip/v1", "cilium/cache/ip/v1", id="endpoints"),
 ])
-def test_paths(resource: Resource, state: str, cache: str, remote_canary: str, local_canary: str) -> None:
+def test_paths(resource: MirroredResource, state: str, cache: str, remote_canary: str, local_canary: str) -> None:
     assert resource.watch_prefix("c2", remote_cached=False) == state
     assert resource.cache_prefix("c2") == cache
     # A cached remote (fed by another KVStoreMesh) is read at the same cache paths.

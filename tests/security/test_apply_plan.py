@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from apiserver.security.etcdinit import apply_auth_plan
-from apiserver.security.roles import Grant, KeyRange, Permission, clustermesh_auth_plan
+from apiserver.kvstore.etcd.auth import Grant, KeyRange, Permission
+from apiserver.security.etcd_setup import apply_auth_plan
+from apiserver.security.roles import clustermesh_auth_plan
 from localmesh.memory.auth import MemoryAuthAdmin
 
 

@@ -17,7 +17,7 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.kube import KubeOptions, build_client
-from apiserver.kvstore._backend import PermissionDeniedError
+from apiserver.kvstore import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics

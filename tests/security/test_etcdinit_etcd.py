@@ -9,9 +9,10 @@ import pytest
 from meshtest import run_cli, run_etcdinit
 
 from apiserver.cli import etcdinit as etcdinit_cli
-from apiserver.kvstore._backend import PermissionDeniedError
+from apiserver.kvstore import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-from apiserver.security.roles import Grant, clustermesh_auth_plan
+from apiserver.kvstore.etcd.auth import Grant
+from apiserver.security.roles import clustermesh_auth_plan
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
 Snapshot = tuple[dict[str, list[str]], dict[str, list[Grant]]]

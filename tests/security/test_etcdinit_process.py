@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from meshtest import REPO
 
-from apiserver.security.etcdinit import AuthAdmin, EtcdInitConfig, EtcdInitError, run_etcdinit
+from apiserver.security.etcd_setup import AuthAdmin, EtcdInitConfig, EtcdInitError, run_etcdinit
 from apiserver.security.temp_etcd import EtcdLaunch, TemporaryEtcd, wipe_data_dir
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from meshtest import SEED, MeshEtcd, tls_probe
 
-from apiserver.kvstore._backend import Compare, Delete, PermissionDeniedError, Put, UnavailableError
+from apiserver.kvstore import Compare, Delete, PermissionDeniedError, Put, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig, EtcdTLSError
 from apiserver.security.devpki import load_ca
 from apiserver.security.pki import generate_ca, issue_cert

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from meshtest import MeshEtcd, peer_certificate_serial, publish_projected
 
-from apiserver.kvstore._backend import PermissionDeniedError
+from apiserver.kvstore import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.security.devpki import SERVER_CN, atomic_write, load_ca
 from apiserver.security.pki import issue_cert

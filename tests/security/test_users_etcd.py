@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from meshtest import MeshEtcd
 
-from apiserver.kvstore._backend import PermissionDeniedError
+from apiserver.kvstore import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.security.users import UsersManager
 

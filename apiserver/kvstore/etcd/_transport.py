@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +54,7 @@ class Endpoint:
     url: str
     target: str  # what grpc dials
     secure: bool
+    server_name: str = ""  # set when ``target`` is a host alias' IP: the name the certificate must carry
 
 
 def parse_endpoint(url: str, *, tls_configured: bool) -> Endpoint:
@@ -74,6 +75,17 @@ def parse_endpoint(url: str, *, tls_configured: bool) -> Endpoint:
         raise EtcdConfigError(f"etcd endpoint {url!r}: invalid port") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return Endpoint(url, f"{host}:{port}", scheme == "https")
+
+
+def resolve_aliases(endpoint: Endpoint, aliases: Mapping[str, Sequence[str]]) -> list[Endpoint]:
+    """One endpoint per IP of the endpoint host's alias (in order), or the endpoint itself."""
+    host = urlsplit(endpoint.url if "://" in endpoint.url else f"https://{endpoint.url}").hostname or ""
+    ips = aliases.get(host)
+    if not ips or endpoint.target.startswith("unix:"):
+        return [endpoint]
+    port = endpoint.target.rsplit(":", 1)[1]
+    return [Endpoint(endpoint.url, f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}", endpoint.secure, host)
+            for ip in ips]
 
 
 def channel_options(config: EtcdConfig) -> list[tuple[str, Any]]:
@@ -140,7 +152,10 @@ class Transport:
     def __init__(self, config: EtcdConfig) -> None:
         tls = config.trusted_ca_file is not None or config.cert_file is not None
         self.config = config
-        self.endpoints: Sequence[Endpoint] = [parse_endpoint(u, tls_configured=tls) for u in config.endpoints]
+        aliases = dict(config.host_aliases)
+        self.endpoints: Sequence[Endpoint] = [
+            resolved for u in config.endpoints
+            for resolved in resolve_aliases(parse_endpoint(u, tls_configured=tls), aliases)]
         self._index = 0
         self._generations = itertools.count(1)
         self._current: Connection | None = None
@@ -154,6 +169,9 @@ class Transport:
     def _open(self) -> Connection:
         endpoint = self.endpoint
         options = channel_options(self.config)
+        if endpoint.server_name:
+            options += [("grpc.ssl_target_name_override", endpoint.server_name),
+                        ("grpc.default_authority", endpoint.server_name)]
         if endpoint.secure:
             # Read from disk on every new channel: rotated certificates apply on reconnect.
             creds = load_tls_material(self.config).credentials()

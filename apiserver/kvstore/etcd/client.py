@@ -43,9 +43,9 @@ from apiserver.kvstore.etcd._errors import (
 )
 from apiserver.kvstore.etcd._transport import Connection, Transport, closed_under_call
 from apiserver.kvstore.etcd._watch import watch_prefix
+from apiserver.kvstore.etcd.auth import Grant, KeyRange, Permission
 from apiserver.kvstore.etcd.config import EtcdConfig
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
-from apiserver.security.roles import Grant, KeyRange, Permission
 
 log = get_logger(__name__)
 
@@ -134,6 +134,10 @@ class EtcdClient:
     def cluster_id(self) -> int | None:
         """The etcd cluster ID of the first response, if any response was seen yet."""
         return self._cluster_id
+
+    def forget_cluster_id(self) -> None:
+        """Adopt the cluster ID of the next response (the owner decided a new etcd cluster is fine)."""
+        self._cluster_id = None
 
     @property
     def endpoint(self) -> str:
@@ -419,7 +423,7 @@ class EtcdClient:
         return list(resp.roles)
 
     async def role_grant_permission(self, role: str, key: str, range_end: str, perm: int) -> None:
-        """``perm``: 0 read, 1 write, 2 readwrite (``apiserver.security.roles.Permission``).
+        """``perm``: 0 read, 1 write, 2 readwrite (``Permission``).
         ``range_end`` "" means the single key ``key``."""
         request = pb.AuthRoleGrantPermissionRequest(name=role)
         request.perm.permType = int(perm)

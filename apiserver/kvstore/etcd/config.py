@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from apiserver.cli._flags import go_bool, go_duration
+from apiserver.goflags import go_bool, go_duration
 from apiserver.kvstore._backend import KVStoreError
 
 __all__ = ["EtcdConfig", "EtcdConfigError"]
@@ -63,6 +64,9 @@ class EtcdConfig:
     bootstrap_qps: float | None = None
     max_inflight: int | None = None  # upstream: defaults to qps
     list_limit: int = 256
+    # ``cilium-host-aliases``: hostname -> IPs dialed instead of resolving it (the certificate is
+    # still checked against the hostname), as Cilium's dialer does for ``<peer>.mesh.cilium.io``.
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     config_file: str | None = None  # where this came from, for messages
 
     def __post_init__(self) -> None:
@@ -209,6 +213,7 @@ def _fields_from_yaml(doc: Mapping[str, object], source: str) -> dict[str, Any]:
     fields["key_file"] = _yaml_str(doc, "key-file", source)
     fields["username"] = _yaml_str(doc, "username", source)
     fields["password"] = _yaml_str(doc, "password", source)
+    fields["host_aliases"] = _host_aliases(doc.get("cilium-host-aliases"), source)
     skip = doc.get("insecure-skip-tls-verify")
     if skip is not None:
         try:
@@ -222,3 +227,31 @@ def _fields_from_yaml(doc: Mapping[str, object], source: str) -> dict[str, Any]:
             if value:  # Go's zero value means "use the default"
                 fields[name] = value
     return fields
+
+
+def _host_aliases(raw: object, source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``cilium-host-aliases`` in the Helm chart's form (``{<hostname>: {ips: [...]}}``) or as a list
+    of ``{hostname, ips}``; hostnames and IPs non-empty, IPs valid, no hostname twice."""
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        entries = [(name, (value or {}).get("ips") if isinstance(value, dict) else None) for name, value in raw.items()]
+    elif isinstance(raw, list):
+        entries = [(e.get("hostname"), e.get("ips")) if isinstance(e, dict) else (None, None) for e in raw]
+    else:
+        raise EtcdConfigError(f"cilium-host-aliases in {source} must be a mapping of hostname to ips")
+    result: dict[str, tuple[str, ...]] = {}
+    for name, ips in entries:
+        if not isinstance(name, str) or not name:
+            raise EtcdConfigError(f"cilium-host-aliases in {source}: empty hostname")
+        if not isinstance(ips, list) or not ips:
+            raise EtcdConfigError(f"cilium-host-aliases in {source}: no ips for {name!r}")
+        for ip in ips:
+            try:
+                ipaddress.ip_address(str(ip))
+            except ValueError:
+                raise EtcdConfigError(f"cilium-host-aliases in {source}: invalid IP {ip!r} for {name!r}") from None
+        if name in result:
+            raise EtcdConfigError(f"cilium-host-aliases in {source}: {name!r} is listed twice")
+        result[name] = tuple(dict.fromkeys(str(ip) for ip in ips))
+    return tuple(result.items())

@@ -1,0 +1,5 @@
+import sys
+
+from apiserver.ctl import main
+
+sys.exit(main())
