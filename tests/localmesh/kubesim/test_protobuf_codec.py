@@ -529,3 +529,24 @@ async def test_protobuf_watch(kubesim: KubeSim, http: aiohttp.ClientSession) -> 
     assert decoded[2][1][2]["data"] == {"k": "AA=="}
     async with http.get("/apis/cilium.io/v2/ciliumnodes", params={"watch": "true"}, headers=headers) as resp:
         assert resp.status == 406
+
+
+async def test_protobuf_scale_subresource(kubesim: KubeSim, http: aiohttp.ClientSession) -> None:
+    kubesim.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                            "template": {"metadata": {"labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    path = "/apis/apps/v1/namespaces/default/deployments/web/scale"
+    async with http.get(path, headers={"Accept": PB}) as resp:
+        assert resp.status == 200 and resp.content_type == PB
+        api_version, kind, scale = _decode(await resp.read())
+    assert (api_version, kind) == ("autoscaling/v1", "Scale") and scale["spec"] == {"replicas": 1}
+    assert scale["status"]["selector"] == "app=web"
+    for replicas in (3, 0):  # 0 is not on the wire at all (omitempty): Go reads it as zero
+        body = wrap("autoscaling/v1", "Scale", CODEC.encode("Scale", {"metadata": {"name": "web"},
+                                                                     "spec": {"replicas": replicas}}))
+        async with http.put(path, data=body, headers={"Content-Type": PB, "Accept": PB}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert _decode(await resp.read())[2]["spec"] == ({"replicas": replicas} if replicas else {})
+        stored = kubesim.get("apps/v1", "Deployment", "web", "default")
+        assert stored is not None and stored["spec"]["replicas"] == replicas
