@@ -82,6 +82,9 @@ class Metrics:
         self.malformed_objects_total = Counter(
             "malformed_objects", "Kubernetes objects or kvstore values skipped because they could not be "
             "converted", ["resource", "reason"], namespace=ns, registry=reg)
+        self.kvstore_values_too_large_total = Counter(
+            "kvstore_values_too_large", "Values not written because etcd refuses a request of their size",
+            ["scope", "source_cluster"], namespace=ns, registry=reg)
         self.stale_keys_deleted_total = Counter(
             "kvstore_stale_keys_deleted", "Keys left over from a previous run deleted after the initial "
             "sync", ["scope"], namespace=ns, registry=reg)

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "clustermesh": "apiserver.cli.clustermesh",
     "kvstoremesh": "apiserver.cli.kvstoremesh",
     "kvstoremesh-dbg": "apiserver.cli.kvstoremesh_dbg",
+    "clustermesh-dbg": "apiserver.cli.clustermesh_dbg",
     "etcdinit": "apiserver.cli.etcdinit",
     "kubesim": "localmesh.cli.kubesim",
     "pki": "apiserver.cli.pki",

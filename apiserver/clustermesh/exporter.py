@@ -3,7 +3,12 @@
 Order of start-up (spec 9): the cluster config is written first; then the heartbeat; then the
 Namespace reflector must sync (namespaced resources are filtered by it); then every other
 reflector streams into its handler, whose sync store writes the canary once its initial list is
-in etcd. Ready = cluster config written and every canary written.
+in etcd. Ready = cluster config written, every canary written, and etcd answering.
+
+An etcd that lost its data (restarted with an empty data dir, or another etcd cluster at the
+address; ``StoreResetMonitor``) gets everything again at once, in the start-up order: the
+cluster config, then every key of every store, each store's canary after its keys. Not ready
+meanwhile.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.ratelimit import APILimiter
+from apiserver.kvstore.store_reset import DEFAULT_INTERVAL as STORE_CHECK_INTERVAL
+from apiserver.kvstore.store_reset import StoreResetMonitor
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import KubeRequestMetrics, Metrics
 from apiserver.paths import (
@@ -69,6 +76,7 @@ class ExporterTimings:
     heartbeat_interval: float = 60.0
     cluster_config_interval: float = 300.0
     lease_keepalive_interval: float | None = None  # None: a third of the lease TTL
+    store_check_interval: float = STORE_CHECK_INTERVAL  # etcd status: reset, reachable
 
 
 class _LateHandler:
@@ -106,6 +114,9 @@ class Exporter:
             interval=timings.cluster_config_interval)
         self._heartbeat = Heartbeat(backend, self.leases, interval=timings.heartbeat_interval)
         self._config_written = False
+        self._resetting = False
+        self.store_monitor = StoreResetMonitor(backend, self._store_reset, interval=timings.store_check_interval,
+                                               forget_cluster_id=getattr(backend, "forget_cluster_id", None))
         self._started_at = 0.0
         self._bootstrap_reported = False
 
@@ -185,6 +196,8 @@ class Exporter:
         self._config_written = True
         self._config.start()
         self._heartbeat.start()
+        await self.store_monitor.check_once()  # the baseline: the store as we first found it
+        self.store_monitor.start()
         for sync_store in self.stores.values():
             await sync_store.start()
         if not self._options.enable_mcs_api:
@@ -196,8 +209,34 @@ class Exporter:
         for reflector in self.reflectors:
             reflector.start()
 
+    async def _store_reset(self, reason: str) -> None:
+        """etcd lost everything we wrote: the cluster config first, then every key, then canaries."""
+        self._resetting = True
+        try:
+            self.leases.reset()
+            await self._config.stop()
+            delay = 0.1
+            while True:
+                try:
+                    await self._config.write_once()
+                    break
+                except Exception as exc:
+                    log.warning("Unable to write the cluster configuration after an etcd reset; retrying",
+                                error=str(exc) or repr(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            self._config.start()
+            for sync_store in self.stores.values():
+                sync_store.store_lost()
+            await self._heartbeat.beat()
+        finally:
+            self._resetting = False
+        log.info("Re-writing every key after an etcd reset", reason=reason,
+                 keys=sum(s.pending_writes for s in self.stores.values()))
+
     def ready(self) -> bool:
-        ready = self._config_written and all(s.synced.is_set() for s in self.stores.values())
+        ready = (self._config_written and not self._resetting and self.store_monitor.reachable
+                 and all(s.synced.is_set() for s in self.stores.values()))
         if ready and not self._bootstrap_reported:
             self._bootstrap_reported = True
             elapsed = time.monotonic() - self._started_at
@@ -218,6 +257,7 @@ class Exporter:
         await asyncio.gather(self._namespace_reflector.stop(), *(r.stop() for r in self.reflectors))
         if self._rereads is not None:
             await self._rereads.stop()
+        await self.store_monitor.stop()
         await asyncio.gather(*(s.stop() for s in self.stores.values()))
         await self._heartbeat.stop()
         await self._config.stop()

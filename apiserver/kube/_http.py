@@ -37,6 +37,13 @@ class KubeAPIError(Exception):
         """410 Gone / ``Expired``: the resourceVersion or continue token is too old; relist."""
         return self.code == 410 or self.reason in ("Expired", "Gone")
 
+    @property
+    def too_large_resource_version(self) -> bool:
+        """The server has not reached the resourceVersion we asked for (client-go's
+        ``isTooLargeResourceVersionError``): it was restored or replaced and its versions went
+        back; only a relist from its current state helps."""
+        return "too large resource version" in self.message.lower()
+
     @classmethod
     def from_status(cls, status: Any, default_code: int = 0) -> KubeAPIError:
         """From a decoded ``Status`` object (anything else gives a generic error)."""

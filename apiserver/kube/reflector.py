@@ -9,7 +9,9 @@ What it guarantees to the consumer:
   restart) delivers UPSERT only for objects whose resourceVersion changed and DELETE for every
   cached object missing from the new list: after a relist the consumer has seen exactly the new
   state, nothing lost and nothing stale. Watch events that repeat the cached resourceVersion are
-  dropped.
+  dropped. When the server answers a watch with "Too large resource version" (it was restored or
+  replaced, and its versions went back), the reflector relists as client-go's reflector does, and
+  that relist delivers UPSERT for every object: equal resourceVersions mean nothing any more.
 * ``on_synced()`` exactly once, after the first complete list has been delivered; then the
   ``synced`` event is set.
 * A handler exception is logged (with the object's namespace/name) and does not stop the reflector.
@@ -223,6 +225,7 @@ class Reflector:
         self._metrics = metrics
         self._backoff = Backoff(self._opts.backoff_initial, self._opts.backoff_max)
         self._rv = ""
+        self._distrust_versions = False  # the next relist delivers every object
         self._task: asyncio.Task[None] | None = None
 
     # -- consumer-facing reads -------------------------------------------------------------
@@ -325,6 +328,14 @@ class Reflector:
                              resource_version=self._rv)
                     need_list = True
                     continue
+                if verb == "watch" and exc.too_large_resource_version:
+                    self._count_error(verb, "too_large_resource_version")
+                    log.warning("The API server does not know our resourceVersion (restored or replaced?); "
+                                "relisting everything", resource=self.name, resource_version=self._rv,
+                                error=str(exc))
+                    need_list = True
+                    self._distrust_versions = True
+                    continue
                 await self._retry_later(verb, exc)
             except Exception as exc:  # retried forever: a reflector must outlive any server trouble
                 await self._retry_later(verb, exc)
@@ -384,6 +395,7 @@ class Reflector:
             break
         await self._deliver(self._drop_unseen(seen))
         self._rv = list_rv
+        self._distrust_versions = False
         elapsed = loop.time() - started
         log.info("Initial list complete" if initial else "Relist complete", resource=self.name,
                  objects=listed, pages=pages, seconds=f"{elapsed:.2f}",
@@ -426,7 +438,8 @@ class Reflector:
             seen.add(key)
             old = cache.get_key(key)
             rv = meta.get("resourceVersion")
-            if old is not None and rv and old["metadata"].get("resourceVersion") == rv:
+            if (old is not None and rv and old["metadata"].get("resourceVersion") == rv
+                    and not self._distrust_versions):
                 continue
             cache.put(key, obj)
             events.append(ObjectEvent(UPSERT, obj, old))

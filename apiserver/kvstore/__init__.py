@@ -7,6 +7,7 @@ The etcd implementation is ``apiserver.kvstore.etcd``.
 
 # The seam: what every etcd client provides, its errors and its value types.
 from apiserver.kvstore._backend import (
+    MAX_REQUEST_BYTES,
     MAX_TXN_OPS,
     ClusterIDChangedError,
     CompactedError,
@@ -20,6 +21,7 @@ from apiserver.kvstore._backend import (
     Op,
     PermissionDeniedError,
     Put,
+    RequestTooLargeError,
     Status,
     UnavailableError,
     WatchBatch,
@@ -41,6 +43,7 @@ from apiserver.kvstore.syncstore import SyncStore
 __all__ = [
     "DEFAULT_LEASE_TTL",
     "MAX_KEYS_PER_LEASE",
+    "MAX_REQUEST_BYTES",
     "MAX_TXN_OPS",
     "APILimiter",
     "ClusterConfigEnforcer",
@@ -58,6 +61,7 @@ __all__ = [
     "Op",
     "PermissionDeniedError",
     "Put",
+    "RequestTooLargeError",
     "Status",
     "SyncStore",
     "UnavailableError",

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
+# etcd's default --max-request-bytes (1.5 MiB): a larger request is refused, whatever it holds.
+MAX_REQUEST_BYTES = 1572864
 
 
 class KVStoreError(Exception):
@@ -38,6 +40,10 @@ class CompactedError(KVStoreError):
 
 class PermissionDeniedError(KVStoreError):
     """RBAC refused the operation, or authentication failed."""
+
+
+class RequestTooLargeError(KVStoreError):
+    """etcd refused the request for its size (``--max-request-bytes``, or gRPC's receive limit)."""
 
 
 class ClusterIDChangedError(KVStoreError):

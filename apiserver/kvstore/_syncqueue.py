@@ -28,11 +28,14 @@ from itertools import repeat
 from typing import Any
 
 RETRY_MIN = 0.005
-RETRY_MAX = 1000.0
+# client-go's workqueue caps at 1000 s; a key that failed for a while (an etcd outage, a value
+# etcd refused) would then wait up to 17 minutes after the cause is gone. 30 s bounds that, and
+# the worker's own pause already keeps an outage from costing more than a few calls per second.
+RETRY_MAX = 30.0
 
 
 def retry_delay(failures: int) -> float:
-    """Per-key exponential back-off: 5 ms, 10 ms, ... capped at 1000 s (client-go's default)."""
+    """Per-key exponential back-off: 5 ms, 10 ms, ... capped at ``RETRY_MAX``."""
     return min(RETRY_MIN * 2.0 ** min(failures - 1, 40), RETRY_MAX)
 
 
@@ -278,18 +281,53 @@ class SyncQueue:
 
     # ------------------------------------------------------------------ lease loss, leftovers
 
-    def lease_lost(self, keys: Iterable[str]) -> int:
-        """These keys vanished with their lease: forget them as written, re-queue the wanted ones."""
-        requeued = 0
+    def lease_lost(self, keys: Iterable[str], *, hold_sync: bool = False) -> int:
+        """These keys vanished with their lease: forget them as written, re-queue the wanted ones.
+        ``hold_sync``: the canary vanished too; it is written again only after these keys."""
+        requeued: list[str] = []
         for key in keys:
             self.uncertain.discard(key)
             if key in self.state:
                 self.unsynced[key] = None
                 self._enqueue(key)
-                requeued += 1
+                requeued.append(key)
             else:
                 self.unsynced.pop(key, None)
-        return requeued
+        if hold_sync and self.marked:
+            self.sync_wait.update(requeued)
+        return len(requeued)
+
+    def store_lost(self) -> int:
+        """etcd lost everything (a new, empty store): every wanted key is written again, leftovers
+        are forgotten, and the sync is complete again only once every wanted key is written."""
+        self.unsynced = dict.fromkeys(self.state)
+        self.uncertain = set(self.state)  # so that ``take`` writes a key even if a write settles it
+        self.stale.clear()
+        self.failures.clear()
+        self.retry_due.clear()
+        self._retry_heap.clear()
+        for key in self.state:
+            self._enqueue(key)
+        for key in list(self.pending):
+            if key not in self.state:  # a queued delete: nothing to delete any more
+                self.pending.discard(key)
+        self.order = deque(k for k in self.order if k in self.pending)
+        if self.marked:
+            self.sync_wait = set(self.state)
+        return len(self.state)
+
+    def refused(self, keys: list[str]) -> None:
+        """etcd can never accept these values (too large): not retried until a new value is
+        upserted, and they do not hold the sync back. etcd keeps what it had (``unsynced``)."""
+        self.uncertain.difference_update(keys)
+        for key in keys:
+            if key in self.pending:  # a newer value is queued: that one is tried
+                continue
+            self.failures.pop(key, None)
+            self.retry_due.pop(key, None)
+        if self.sync_wait:
+            self.sync_wait.difference_update(k for k in keys if k not in self.pending)
+        self._unblock(keys)
 
     def queue_stale(self, listed: Iterable[str]) -> int:
         """Queue the deletion of every listed key this run neither wants nor wrote."""

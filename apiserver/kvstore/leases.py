@@ -189,6 +189,15 @@ class LeaseManager:
             except Exception:
                 log.exception("Lease expiry observer failed", lease_id=f"{lease_id:x}")
 
+    def reset(self) -> None:
+        """The store behind us lost every lease (restarted empty, or another etcd cluster): forget
+        them all without telling the observers; the caller rewrites every key itself."""
+        if self._leases:
+            log.warning("Forgetting every lease: etcd lost them", leases=len(self._leases))
+        self._leases.clear()
+        self._keys.clear()
+        self._current = self._spare = 0
+
     async def check(self, lease_ids: Iterable[int]) -> list[int]:
         """Refresh each lease once; the ones the server no longer has are declared lost.
 

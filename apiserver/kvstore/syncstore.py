@@ -33,7 +33,16 @@ from types import MappingProxyType
 from typing import Any
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import MAX_TXN_OPS, Delete, KVBackend, LeaseNotFoundError, Op, Put
+from apiserver.kvstore._backend import (
+    MAX_REQUEST_BYTES,
+    MAX_TXN_OPS,
+    Delete,
+    KVBackend,
+    LeaseNotFoundError,
+    Op,
+    Put,
+    RequestTooLargeError,
+)
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._syncqueue import SyncQueue
 from apiserver.kvstore._writes import KIND_READ, KIND_SET, observe, put_with_lease, rfc3339_now
@@ -60,6 +69,11 @@ DEFAULT_OP_TIMEOUT = 30.0
 PROGRESS_INTERVAL = 5.0
 CLEANUP_PAGE_SIZE = 256  # the etcd client grows later pages (up to 64x)
 ACTION_TXN = "Txn"
+# What one put adds to a Txn request beyond its key and value (protobuf framing, the lease ID).
+PUT_OVERHEAD = 32
+# A batch whose keys and values exceed this is split into several Txns, well under etcd's request
+# limit: 128 services with large backends lists fit one Txn no more.
+TXN_BYTES = 1 << 20
 
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:
@@ -77,7 +91,8 @@ class SyncStore:
                  limiter: APILimiter | None = None, batch_size: int = MAX_TXN_OPS,
                  max_batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
                  drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, op_timeout: float = DEFAULT_OP_TIMEOUT,
-                 progress_interval: float = PROGRESS_INTERVAL) -> None:
+                 progress_interval: float = PROGRESS_INTERVAL,
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         if not 1 <= batch_size <= MAX_TXN_OPS:
             raise ValueError(f"batch_size must be between 1 and {MAX_TXN_OPS}, got {batch_size}")
         if max_batches_in_flight < 1:
@@ -106,6 +121,8 @@ class SyncStore:
         self._drain_timeout = drain_timeout
         self._op_timeout = op_timeout
         self._progress_interval = progress_interval
+        self._max_request_bytes = max_request_bytes
+        self._txn_bytes = min(TXN_BYTES, max_request_bytes)
 
         self._queue = SyncQueue()
         self._batches: set[asyncio.Task[None]] = set()
@@ -131,6 +148,7 @@ class SyncStore:
             self._m_synced = metrics.kvstore_initial_sync_completed.labels(
                 self.scope, self.source_cluster, "write")
             self._m_stale = metrics.stale_keys_deleted_total.labels(self.scope)
+            self._m_too_large = metrics.kvstore_values_too_large_total.labels(self.scope, self.source_cluster)
             ops = metrics.kvstore_operations_duration_seconds
             self._m_txn_ok = ops.labels(self.scope, KIND_SET, ACTION_TXN, "success")
             self._m_txn_fail = ops.labels(self.scope, KIND_SET, ACTION_TXN, "fail")
@@ -174,6 +192,15 @@ class SyncStore:
         log.info("Initial listing complete; waiting for queued keys to be written", prefix=self.prefix,
                  queued=waiting)
         self._wake.set()
+
+    def desired(self) -> Mapping[str, bytes]:
+        """Read-only live view: relative key -> the value this store wants etcd to hold."""
+        return MappingProxyType(self._queue.state)
+
+    @property
+    def owned_prefix(self) -> str:
+        """The prefix (ending in ``/``) under which every key is this store's to keep or delete."""
+        return self._stale_prefix if self._stale_prefix is not None else self._base
 
     def exported(self) -> Mapping[str, bytes]:
         """Read-only live view: relative key -> value currently in etcd from this store."""
@@ -231,13 +258,28 @@ class SyncStore:
 
     def _on_lease_expired(self, keys: list[str]) -> None:
         base, cut = self._base, len(self._base)
-        requeued = self._queue.lease_lost([k[cut:] for k in keys if k.startswith(base)])
-        if self.canary_key in keys and self._canary_written:
+        canary_lost = self.canary_key in keys and self._canary_written
+        # The canary says "every key is in etcd": it comes back only after the keys lost with it.
+        requeued = self._queue.lease_lost([k[cut:] for k in keys if k.startswith(base)], hold_sync=canary_lost)
+        if canary_lost:
             self._canary_dirty = True
             requeued += 1
         if requeued:
             log.warning("Lease lost; re-writing keys", prefix=self.prefix, keys=requeued)
             self._wake.set()
+
+    def store_lost(self) -> None:
+        """The etcd behind us is a new, empty store (restarted without its data, or another
+        cluster): write every key again, then the canary; ``synced`` is clear meanwhile."""
+        keys = self._queue.store_lost()
+        self._cleanup_due = False
+        if self._queue.marked:
+            self._canary_written = False
+            self.synced.clear()
+            if self._metrics is not None:
+                self._m_synced.set(0)
+        log.warning("etcd lost its data; re-writing every key", prefix=self.prefix, keys=keys)
+        self._wake.set()
 
     # ------------------------------------------------------------------ worker
 
@@ -316,6 +358,65 @@ class SyncStore:
                 return
 
     async def _write_batch(self, keys: list[str], values: list[bytes | None]) -> bool:
+        """Write one batch; True if nothing failed. A batch too large for one etcd request goes
+        as several Txns; a value etcd can never accept is refused alone (see ``_refuse``)."""
+        size = sum(map(len, filter(None, values))) + len(keys) * PUT_OVERHEAD
+        if size > self._txn_bytes and (len(keys) > 1 or size > self._max_request_bytes):
+            return await self._write_split(keys, values)
+        try:
+            await self._send(keys, values)
+        except RequestTooLargeError as exc:
+            # etcd's limit is below ours (--max-request-bytes): halve until the culprit is alone.
+            if len(keys) == 1:
+                self._refuse(keys, values, str(exc))
+                return True
+            half = len(keys) // 2
+            first = await self._write_batch(keys[:half], values[:half])
+            return await self._write_batch(keys[half:], values[half:]) and first
+        except asyncio.CancelledError:
+            self._queue.failed(keys, asyncio.get_running_loop().time())
+            raise
+        except Exception as exc:
+            self._queue.failed(keys, asyncio.get_running_loop().time())
+            self._failed("Failed writing a batch to the kvstore; retrying", exc, keys=len(keys))
+            return False
+        return True
+
+    async def _write_split(self, keys: list[str], values: list[bytes | None]) -> bool:
+        limit, budget = self._max_request_bytes, self._txn_bytes
+        ok = True
+        chunk_keys: list[str] = []
+        chunk_values: list[bytes | None] = []
+        size = 0
+        for key, value in zip(keys, values, strict=True):
+            need = len(self._base) + len(key) + PUT_OVERHEAD + (len(value) if value is not None else 0)
+            if need > limit:
+                self._refuse([key], [value], f"{need} bytes exceed the request limit of {limit} bytes")
+                continue
+            if chunk_keys and size + need > budget:
+                ok = await self._write_batch(chunk_keys, chunk_values) and ok
+                chunk_keys, chunk_values, size = [], [], 0
+            chunk_keys.append(key)
+            chunk_values.append(value)
+            size += need
+        if chunk_keys:
+            ok = await self._write_batch(chunk_keys, chunk_values) and ok
+        return ok
+
+    def _refuse(self, keys: list[str], values: list[bytes | None], reason: str) -> None:
+        """etcd cannot take these values: log them by name, count them, and let the rest go on.
+        etcd keeps its previous value; a new value of the key is written as usual."""
+        for key, value in zip(keys, values, strict=True):
+            log.error("Value too large for etcd; not written until it changes", key=self._base + key,
+                      size=len(value) if value is not None else 0, limit=self._max_request_bytes,
+                      reason=reason)
+        if self._metrics is not None:
+            self._m_too_large.inc(len(keys))
+            self._m_errors.inc(len(keys))
+        self._queue.refused(keys)
+
+    async def _send(self, keys: list[str], values: list[bytes | None]) -> None:
+        """One Txn (raises on failure; the caller does the queue's bookkeeping of a failure)."""
         base = self._base
         lease_ids: list[int] = []
         started = time.perf_counter()
@@ -330,17 +431,15 @@ class SyncStore:
             async with self._limiter.request(), asyncio.timeout(self._op_timeout):
                 await self._backend.apply(ops)
         except asyncio.CancelledError:
-            self._queue.failed(keys, asyncio.get_running_loop().time())
             raise
         except Exception as exc:
             if self._metrics is not None:
                 self._m_txn_fail.observe(time.perf_counter() - started)
-                self._m_errors.inc(len(keys))
-            self._queue.failed(keys, asyncio.get_running_loop().time())
-            self._failed("Failed writing a batch to the kvstore; retrying", exc, keys=len(keys))
+                if not isinstance(exc, RequestTooLargeError):
+                    self._m_errors.inc(len(keys))
             if isinstance(exc, LeaseNotFoundError):
                 await self._leases.check(lease_ids)
-            return False
+            raise
         if self._metrics is not None:
             self._m_txn_ok.observe(time.perf_counter() - started)
         self._succeeded()
@@ -352,7 +451,6 @@ class SyncStore:
         self.keys_written += len(keys)
         self.batches += 1
         self._report_progress()
-        return True
 
     def _report_progress(self) -> None:
         if self.synced.is_set():

@@ -7,6 +7,14 @@ reflectors -- gated on the remote's canaries when it advertises ``syncedCanaries
 watchdog. Any error ends the attempt; the next one starts after a doubling back-off (reset once
 a connection got established), and immediately when the config file changed.
 
+A remote that advertises another cluster ID than the one its cache was filled under (its etcd was
+re-created for another cluster) is handled as upstream's agent does (``remote_cluster.go``,
+``onUpdateConfig``): everything cached under the old ID is drained and the old ID released before
+the new one is reserved. A new ID that is ours or another remote's is refused: nothing stays
+cached for the remote (no cluster config, no entries, no canaries), ``/v1/cluster`` shows the
+advertised ID with ``ready: false`` and the reason, and every attempt is refused again until the
+remote advertises a free ID.
+
 Every failed attempt is counted (``remote_cluster_failures``, ``remote_cluster_last_failure_ts``)
 and reported by ``status()``; other remotes are never affected.
 """
@@ -27,7 +35,7 @@ from apiserver.kvstore import ClusterIDChangedError, KVBackend, KVStoreError, Un
 from apiserver.kvstoremesh._canary import WatchStoreManager
 from apiserver.kvstoremesh._config import MeshConfig
 from apiserver.kvstoremesh._drain import drain_cluster
-from apiserver.kvstoremesh._ids import ClusterIDs
+from apiserver.kvstoremesh._ids import ClusterIDConflictError, ClusterIDs
 from apiserver.kvstoremesh._mirror import ResourceMirror, WriterFactory
 from apiserver.kvstoremesh._remoteconfig import (
     InvalidRemoteConfigError,
@@ -92,8 +100,7 @@ class RemoteCluster:
         self.path = path
         self._ctx = ctx
         self._cfg = ctx.config
-        self.reflectors = [ResourceMirror(r, name, ctx.writer_factory(r, name), metrics=ctx.metrics,
-                                     page_size=self._cfg.list_page_size) for r in RESOURCES]
+        self.reflectors = self._new_reflectors()
         self.bootstrap_done = asyncio.Event()  # synced, or excluded from readiness
         self._connected_event = asyncio.Event()
         self._restart = asyncio.Event()
@@ -110,7 +117,12 @@ class RemoteCluster:
         self._service_exports_enabled: bool | None = None
         self._failures = 0
         self._last_failure: _dt.datetime | None = None
+        self._refused_id: int | None = None  # the ID last refused; its drain is done
         self._labels = ctx.metrics.remote_cluster_readiness_status.labels(name)
+
+    def _new_reflectors(self) -> list[ResourceMirror]:
+        return [ResourceMirror(r, self.name, self._ctx.writer_factory(r, self.name), metrics=self._ctx.metrics,
+                               page_size=self._cfg.list_page_size) for r in RESOURCES]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -240,11 +252,11 @@ class RemoteCluster:
             on_status=self._set_status_text)
         self._remote_config = RemoteClusterConfigStatus(required=True)
         remote = await self._retrieve_config(backend)
-        self._ctx.ids.reserve(self.name, remote.id)
         self._remote_config = RemoteClusterConfigStatus(
             required=True, retrieved=True, cluster_id=remote.id, kvstoremesh=remote.cached,
             sync_canaries=remote.synced_canaries, service_exports_enabled=remote.service_exports_enabled,
             endpoint_slices_export_mode=remote.endpoint_slices_export_mode)
+        await self._reserve_id(remote.id)
         self._service_exports_enabled = remote.service_exports_enabled
         log.info("Found remote cluster configuration", cluster=self.name, cluster_id=remote.id,
                  cached=remote.cached, synced_canaries=remote.synced_canaries)
@@ -261,6 +273,35 @@ class RemoteCluster:
             group.create_task(manager.run(backend), name=f"watches:{self.name}")
             group.create_task(watchdog.run(backend), name=f"watchdog:{self.name}")
         raise UnavailableError("remote watches ended unexpectedly")
+
+    async def _reserve_id(self, cluster_id: int) -> None:
+        """Reserve the advertised ID; drain what was cached under another one (see the module
+        docstring). Raises ``ClusterIDConflictError`` when the ID is not free."""
+        previous = self._ctx.ids.get(self.name)
+        if previous is not None and previous != cluster_id:
+            log.warning("Remote cluster ID changed: draining every entry cached under the old ID",
+                        cluster=self.name, old_cluster_id=previous, new_cluster_id=cluster_id)
+            self._ctx.ids.release(self.name)
+            await self._forget_cache()
+        try:
+            self._ctx.ids.reserve(self.name, cluster_id)
+        except ClusterIDConflictError:
+            if self._refused_id != cluster_id:
+                # Whatever is cached (by this run or an earlier one) belongs to another ID.
+                await self._forget_cache()
+                self._refused_id = cluster_id
+            raise
+        self._refused_id = None
+
+    async def _forget_cache(self) -> None:
+        """Remove everything cached for this remote and start again with empty cache writers."""
+        await self._stop_enforcer()
+        await asyncio.gather(*(r.writer.stop() for r in self.reflectors))
+        await drain_cluster(self._ctx.backend, self.name, grace_period=0, retries=self._cfg.drain_retries,
+                            backoff=self._cfg.drain_backoff, request_timeout=self._cfg.request_timeout)
+        self.reflectors = self._new_reflectors()
+        for reflector in self.reflectors:
+            await reflector.writer.start()
 
     async def _retrieve_config(self, backend: KVBackend) -> RemoteConfig:
         """Read and validate the remote cluster config, retrying until ``cluster_config_timeout``."""

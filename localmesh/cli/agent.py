@@ -10,6 +10,8 @@ import signal
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.goflags import add_bool
+from apiserver.kube import KubeOptions, add_kube_flags
+from apiserver.kube.config import in_cluster
 
 HELP = "Read the mesh as a Cilium agent does and serve its ClusterMesh status (local runtime)"
 
@@ -25,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clustermesh-config", default="/var/lib/cilium/clustermesh",
                         help="Directory with one etcd client YAML per remote cluster (the cilium-clustermesh Secret)")
     parser.add_argument("--api-serve-addr", default="127.0.0.1:9890", help="Agent API address (default 127.0.0.1:9890)")
+    add_kube_flags(parser)
     add_bool(parser, "--debug", False, "Enable debug logging")
 
 
@@ -38,7 +41,9 @@ async def _serve(args: argparse.Namespace) -> int:
     except InvalidClusterInfo as exc:
         log.error("Invalid cluster identity", error=str(exc))
         return 1
-    agent = Agent(AgentSettings(cluster, args.clustermesh_config, args.api_serve_addr))
+    kube = KubeOptions.from_args(args)
+    use_kube = bool(kube.kubeconfig_path or kube.api_server_urls or in_cluster())
+    agent = Agent(AgentSettings(cluster, args.clustermesh_config, args.api_serve_addr, kube if use_kube else None))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,12 +18,13 @@ import yaml
 
 from localmesh.kubesim import _errors as errors
 from localmesh.kubesim import _objects as objects
-from localmesh.kubesim._defaults import ClusterIPAllocator, apply_defaults
+from localmesh.kubesim._defaults import apply_defaults
 from localmesh.kubesim._discovery import resource_types_from_crd
 from localmesh.kubesim._patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from localmesh.kubesim._resources import Registry, ResourceType
 from localmesh.kubesim._selectors import FieldSelector, LabelSelector
-from localmesh.kubesim._store import Page, Store
+from localmesh.kubesim._service_alloc import ServiceAllocator
+from localmesh.kubesim._store import Event, Page, Store
 from localmesh.kubesim._watch import Key, Stored, Watcher
 
 Obj = dict[str, Any]
@@ -93,10 +94,16 @@ def _parse_rv(text: str) -> int:
 
 
 class Api:
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(self, store: Store, registry: Registry, services: ServiceAllocator | None = None) -> None:
         self.store = store
         self.registry = registry
-        self._cluster_ips = ClusterIPAllocator()
+        self.services = services or ServiceAllocator()
+        store.listeners.append(self._observe_services)
+
+    def _observe_services(self, rt: ResourceType, event: Event) -> None:
+        if rt.kind == "Service" and rt.group == "":
+            self.services.observe(rt, event.type, event.obj.key, orjson.loads(event.obj.raw),
+                                  orjson.loads(event.prev.raw) if event.prev is not None else None)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -110,11 +117,10 @@ class Api:
         ns_rt = self.registry.by_kind("v1", "Namespace")
         return ns_rt is None or self.store.get(ns_rt, ("", namespace)) is not None
 
-    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        apply_defaults(rt, obj, old, self._cluster_ips)
-        spec = obj.get("spec")
-        if rt.kind == "Service" and rt.group == "" and isinstance(spec, dict) and spec.get("clusterIP"):
-            self._cluster_ips.reserve(str(spec["clusterIP"]))
+    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None, *, strict: bool = True) -> None:
+        apply_defaults(rt, obj, old, self.services.allocate_cluster_ip)
+        if rt.kind == "Service" and rt.group == "":
+            self.services.admit(rt, objects.key_of(rt, obj), obj, old, strict=strict)
 
     def _committed(self, rt: ResourceType, stored: Stored) -> Stored:
         if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
@@ -271,7 +277,7 @@ class Api:
         return self._replace(rt, namespace, current, obj, subresource, dry_run), False
 
     def _replace(self, rt: ResourceType, namespace: str | None, current: Stored, obj: Obj,
-                 subresource: str | None, dry_run: bool) -> Stored:
+                 subresource: str | None, dry_run: bool, *, strict: bool = True) -> Stored:
         name = current.key[1]
         old = orjson.loads(current.raw)
         meta: Obj = obj["metadata"]
@@ -293,7 +299,7 @@ class Api:
         elif subresource:
             raise errors.path_not_found()
         objects.validate(rt, obj, namespace or current.key[0] or None)
-        self._default(rt, obj, old)
+        self._default(rt, obj, old, strict=strict)
         objects.stamp_update(old, obj)
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if obj == old:
@@ -316,12 +322,12 @@ class Api:
         objects.validate(rt, obj, None)
         current = self.store.get(rt, objects.key_of(rt, obj))
         if current is None:
-            self._default(rt, obj, None)
+            self._default(rt, obj, None, strict=False)
             objects.stamp_new(obj)
             return self._committed(rt, self.store.write(rt, obj))
         obj["metadata"].pop("resourceVersion", None)
         obj["metadata"].pop("uid", None)
-        return self._replace(rt, None, current, obj, None, dry_run=False)
+        return self._replace(rt, None, current, obj, None, dry_run=False, strict=False)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str, *,
                preconditions: Obj | None = None, dry_run: bool = False) -> Deletion:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localmesh.kubesim._resources import ResourceType
+from localmesh.kubesim._workload_defaults import apply_workload_defaults
 
 Obj = dict[str, Any]
 
@@ -52,10 +53,15 @@ def _service(obj: Obj, old: Obj | None, allocate_ip: Callable[[], str]) -> None:
         spec["ipFamilies"] = [family]
         spec.setdefault("ipFamilyPolicy", "SingleStack")
     spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if spec["type"] == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
 
 
 def apply_defaults(rt: ResourceType, obj: Obj, old: Obj | None, allocate_ip: Callable[[], str]) -> None:
     """Fill in defaults on ``obj`` (``old``: the stored version on updates, else None)."""
+    apply_workload_defaults(rt, obj, old)
     if rt.group == "":
         if rt.kind == "Service":
             _service(obj, old, allocate_ip)
@@ -70,23 +76,3 @@ def apply_defaults(rt: ResourceType, obj: Obj, old: Obj | None, allocate_ip: Cal
                 status.setdefault("phase", "Active")
     elif rt.group == "discovery.k8s.io" and rt.kind == "EndpointSlice":
         _default_ports(obj.get("ports"), target_port=False)
-
-
-class ClusterIPAllocator:
-    """Hands out Service cluster IPs from 10.96.0.0/12, in order, skipping ones already handed out."""
-
-    def __init__(self, cidr: str = "10.96.0.0/12") -> None:
-        self._hosts = ipaddress.ip_network(cidr).hosts()
-        next(self._hosts)  # .1 is the kubernetes Service's, by convention
-        self._taken: set[str] = set()
-
-    def reserve(self, ip: str) -> None:
-        self._taken.add(ip)
-
-    def __call__(self) -> str:
-        for host in self._hosts:
-            ip = str(host)
-            if ip not in self._taken:
-                self._taken.add(ip)
-                return ip
-        raise RuntimeError("service cluster IP range exhausted")

@@ -20,11 +20,13 @@ from localmesh.kubesim import _discovery as discovery
 from localmesh.kubesim import _errors as errors
 from localmesh.kubesim import _openapi as openapi
 from localmesh.kubesim import _protobuf as protobuf
+from localmesh.kubesim import _scale as scaling
 from localmesh.kubesim import _table as tables
 from localmesh.kubesim._api import Api, Deletion, parse_body
 from localmesh.kubesim._faults import Faults
+from localmesh.kubesim._podio import PodIO
 from localmesh.kubesim._resources import ResourceType
-from localmesh.kubesim._routing import Target, resolve
+from localmesh.kubesim._routing import POD_SUBRESOURCES, Target, resolve
 from localmesh.kubesim._selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from localmesh.kubesim._watch import Stored, Watcher
 
@@ -105,6 +107,13 @@ def _encoded(request: web.Request, raw_json: bytes, status: int) -> web.Response
     return _raw(raw_json, status)
 
 
+def _document(request: web.Request, doc: dict[str, Any]) -> web.Response:
+    """A document the emulator builds (not a stored object) in the form the client accepts."""
+    if protobuf.wants_protobuf(request.headers.get("Accept")):
+        return web.Response(body=protobuf.encode_document(doc), content_type=protobuf.PROTOBUF)
+    return _json(doc)
+
+
 def _dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     for value in values:
@@ -154,9 +163,10 @@ class HttpFrontend:
     """Builds the aiohttp application serving one ``Api``."""
 
     def __init__(self, api: Api, faults: Faults, *, bookmark_interval: float,
-                 server_address: Callable[[], str]) -> None:
+                 server_address: Callable[[], str], pod_io: PodIO | None = None) -> None:
         self.api = api
         self.faults = faults
+        self.pod_io = pod_io or PodIO(api, lambda: None)
         self.bookmark_interval = bookmark_interval
         self._server_address = server_address
         self.request_counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -228,11 +238,31 @@ class HttpFrontend:
         target = resolve(self.api.registry, request.path)
         if target is None:
             raise errors.path_not_found()
+        if target.subresource == "scale" and target.name is not None:
+            return await self._scale(request, target)
+        if target.subresource in POD_SUBRESOURCES and target.name is not None:
+            self.request_counts[(target.subresource, target.rt.plural)] += 1
+            await self.faults.before_request(target.rt.plural, "get")
+            return await self.pod_io.handle(request, target)
         verb = _verb(request, target)
         self.request_counts[(verb, target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, verb)
         handler: Callable[[web.Request, Target], Awaitable[web.StreamResponse]] = getattr(self, f"_{verb}")
         return await handler(request, target)
+
+    async def _scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.name is not None
+        self.request_counts[("scale", target.rt.plural)] += 1
+        await self.faults.before_request(target.rt.plural, "update" if request.method != "GET" else "get")
+        if request.method == "GET":
+            return _document(request, scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
+        if request.method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed(request.method)
+        body, content_type = await request.read(), request.headers.get("Content-Type", "")
+        if request.method == "PUT" and protobuf.is_protobuf(content_type):
+            body, content_type = orjson.dumps(protobuf.decode_scale(body)), _JSON
+        return _document(request, scaling.update_scale(self.api, target.rt, target.namespace, target.name,
+                                                       request.method, content_type, body))
 
     # -- reads ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 from localmesh.kubesim._resources import Registry, ResourceType
 
-SUBRESOURCES = ("status",)
+SUBRESOURCES = ("status", "scale", "log", "exec")
+NAMESPACE_SUBRESOURCES = ("status",)
+SCALABLE = (("apps", "Deployment"),)
+# Subresources that only pods have, served by the node that runs the pod (``_podio``).
+POD_SUBRESOURCES = ("log", "exec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ def resolve(registry: Registry, path: str) -> Target | None:
         return None
     namespace: str | None = None
     # namespaces/<ns>/<plural>... is a namespaced resource, unless <plural> is a namespace subresource.
-    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in SUBRESOURCES:
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in NAMESPACE_SUBRESOURCES:
         namespace, rest = rest[1], rest[2:]
     rt = registry.by_path(group, version, rest[0])
     if rt is None or len(rest) > 3:
@@ -56,6 +60,8 @@ def resolve(registry: Registry, path: str) -> Target | None:
     if name is not None and rt.namespaced and namespace is None:
         return None
     sub = rest[2] if len(rest) == 3 else None
-    if sub is not None and sub not in SUBRESOURCES:
+    if sub is not None and (sub not in SUBRESOURCES
+                            or (sub in POD_SUBRESOURCES and (rt.group, rt.kind) != ("", "Pod"))
+                            or (sub == "scale" and (rt.group, rt.kind) not in SCALABLE)):
         return None
     return Target(rt, namespace, name, sub, watch_path)

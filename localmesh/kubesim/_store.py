@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +135,9 @@ class Store:
         self._buckets: dict[tuple[str, str, str], Bucket] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._subscribed = asyncio.Event()
+        # Called with every committed event, after the watchers (in-process controllers). A listener
+        # must not write to the store: it only takes note and acts later.
+        self.listeners: list[Callable[[ResourceType, Event], None]] = []
 
     @property
     def resource_version(self) -> int:
@@ -194,6 +197,8 @@ class Store:
                     b.watchers.discard(w)
         if self._rv_waiters:
             self._wake_rv_waiters()
+        for listener in self.listeners:
+            listener(b.rt, event)
 
     def compact(self) -> None:
         """Forget all history, as an etcd compaction does: older versions now answer 410."""

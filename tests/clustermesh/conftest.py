@@ -56,7 +56,8 @@ class Harness:
             self.client = await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)))
         return self.client
 
-    async def start(self, *, wait_ready: bool = True, **overrides: Any) -> Exporter:
+    async def start(self, *, wait_ready: bool = True, timings: ExporterTimings | None = None,
+                    **overrides: Any) -> Exporter:
         fields: dict[str, Any] = {"cluster": CLUSTER, "kvstore_opts": {"etcd.address": self.etcd.endpoint}}
         fields.update(overrides)
         options = ExporterOptions(**fields)
@@ -66,8 +67,9 @@ class Harness:
         self._kube = await build_client(KubeOptions(kubeconfig_path=str(self.kubeconfig)))
         self.metrics = Metrics()
         self.exporter = Exporter(options, backend, self._kube, self.metrics,
-                                 timings=ExporterTimings(heartbeat_interval=0.5, cluster_config_interval=0.5,
-                                                                 lease_keepalive_interval=0.5))
+                                 timings=timings or ExporterTimings(
+                                     heartbeat_interval=0.5, cluster_config_interval=0.5,
+                                     lease_keepalive_interval=0.5, store_check_interval=0.2))
         await self.exporter.start()
         if wait_ready:
             await asyncio.wait_for(self.exporter.wait_ready(), 20)

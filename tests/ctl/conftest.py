@@ -15,9 +15,10 @@ import pytest_asyncio
 import yaml
 
 from apiserver.ctl import main
+from apiserver.ctl._manifests import default_manifest_dir
 from localmesh.kubesim import KubeSim
 
-MANIFESTS = Path(__file__).parent / "manifests"
+MANIFESTS = default_manifest_dir()  # the repository's deploy/base
 NS = "kube-system"
 
 
@@ -72,8 +73,7 @@ class Clusters:
         return Result(code, out.getvalue(), err.getvalue())
 
     async def enable(self, context: str, *extra: str) -> Result:
-        return await self.run("enable", "--context", context, "--service-type", "LoadBalancer",
-                              "--manifests", str(MANIFESTS), *extra)
+        return await self.run("enable", "--context", context, "--service-type", "LoadBalancer", *extra)
 
     def assign_lb(self, context: str, ip: str) -> None:
         """What a LoadBalancer controller does: an ingress IP on the Service's status."""

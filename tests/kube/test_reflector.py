@@ -404,3 +404,32 @@ async def test_metadata_cache_keeps_versions_and_a_namespace_can_be_reread(
     with pytest.raises(KubeAPIError):
         await r.reread_namespace("ns1")
     assert metrics.errors["ciliumendpoints", "list", "http_503"] == 1
+
+
+async def test_an_api_server_whose_versions_went_back_is_relisted(
+        kubesim: KubeSim, reflect: Any, recorder: Any, eventually: Any, metrics: CountingMetrics) -> None:
+    """A restored or replaced API server answers our watch with "Too large resource version":
+    relist (client-go does), deliver every object it has, delete every object it lost."""
+    kubesim.load(node(f"n{i}", v=1) for i in range(30))
+    r = reflect(CILIUM_NODES, recorder)
+    await asyncio.wait_for(r.synced.wait(), 5)
+    port = int(kubesim.url.rsplit(":", 1)[1])
+    await kubesim.stop()
+    restored = KubeSim()  # a new store: its resourceVersions start again from the beginning
+    restored.load([node("n1", v=1), node("n2", v=9), node("fresh", v=1)])
+    await restored.start(host="127.0.0.1", port=port)
+    try:
+        start = len(recorder.events)
+        await eventually(lambda: metrics.requests["ciliumnodes", "list"] == 2, timeout=20, what="relist")
+        await eventually(lambda: len(recorder.events) >= start + 31, timeout=20, what="relist delivered")
+        since = recorder.since(start)
+        # Every object the new server has (n1 too: its resourceVersion proves nothing now), then
+        # a delete for every object it lost.
+        assert sorted(since[:3]) == [("upsert", "fresh"), ("upsert", "n1"), ("upsert", "n2")]
+        assert sorted(since[3:]) == sorted(("delete", f"n{i}") for i in range(30) if i not in (1, 2))
+        assert metrics.errors["ciliumnodes", "watch", "too_large_resource_version"] >= 1
+        assert r.get("", "n2")["spec"] == {"v": 9}  # type: ignore[index]
+        restored.apply(node("after"))
+        await eventually(lambda: r.get("", "after") is not None, timeout=20, what="watch after relist")
+    finally:
+        await restored.stop()

@@ -104,8 +104,16 @@ async def test_keys_come_back_after_their_lease_is_revoked_externally(
     await client.revoke_lease(lease)  # as an operator or an etcd restart would
     assert await dump(client, prefix) == {}
     await eventually(lambda: _count(client, prefix, 50), timeout=20, what="keys re-written")
+    # The canary comes back after the keys it vouches for.
+    await eventually(lambda: _exists(client, canary), timeout=20, what="canary re-written")
     restored = await client.get(canary)
     assert restored is not None and restored.lease not in (0, lease)
+    kvs, _ = await client.list_prefix(prefix + "/")
+    assert restored.mod_revision > max(kv.mod_revision for kv in kvs)
+
+
+async def _exists(client: EtcdClient, key: str) -> bool:
+    return await client.get(key) is not None
 
 
 async def _count(client: EtcdClient, prefix: str, expected: int) -> bool:

@@ -14,6 +14,7 @@ from apiserver.kvstore._backend import (
     KVStoreError,
     LeaseNotFoundError,
     PermissionDeniedError,
+    RequestTooLargeError,
     UnavailableError,
 )
 
@@ -68,6 +69,10 @@ def to_kvstore_error(err: grpc.RpcError, endpoint: str = "") -> KVStoreError:
     code, text = status_code(err), details(err)
     where = f" ({endpoint})" if endpoint else ""
     lowered = text.lower()
+    # etcd's own limit ("etcdserver: request is too large", INVALID_ARGUMENT) and gRPC's receive
+    # limit ("received message larger than max", RESOURCE_EXHAUSTED): resending cannot help.
+    if "request is too large" in lowered or "message larger than max" in lowered:
+        return RequestTooLargeError(f"etcd refused the request for its size{where}: {text}")
     if code in _UNAVAILABLE_CODES:
         return UnavailableError(f"etcd unavailable{where}: {code.name if code else '?'}: {text}{tls_hint(text)}")
     if code == grpc.StatusCode.NOT_FOUND and "lease not found" in lowered:

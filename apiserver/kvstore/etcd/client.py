@@ -135,6 +135,10 @@ class EtcdClient:
         """The etcd cluster ID of the first response, if any response was seen yet."""
         return self._cluster_id
 
+    def forget_cluster_id(self) -> None:
+        """Adopt the cluster ID of the next response (the owner decided a new etcd cluster is fine)."""
+        self._cluster_id = None
+
     @property
     def endpoint(self) -> str:
         return self.transport.endpoint.url

@@ -8,6 +8,10 @@ written with sorted keys; ``[]byte`` as base64; ``metav1.Time`` as RFC 3339 seco
 zero), ``MicroTime`` with microseconds; ``IntOrString`` as a number or a string; ``Quantity`` as its string
 (``"0"`` when zero); ``FieldsV1`` as the JSON it carries.
 
+Encoding writes what Go's generated marshallers write: every non-pointer field, zero or not, in field
+number order, map entries by sorted key; for the same object the bytes equal Go's (checked against
+kubectl's own request bodies).
+
 A field number that the tables do not know is an error naming it: the tables cover the fields this
 project's clients use, and a silently dropped field would be data loss. Encoding refuses, the same way,
 a JSON key the tables do not know.

@@ -1,6 +1,7 @@
 """k8s.io/api core/v1 messages the emulator's clients send and read: Namespace, ConfigMap, Secret,
 Service, Endpoints, Node, Pod (with the whole PodSpec a Deployment's template carries) and Event.
-Facts from ``core/v1/types.go`` (field numbers, JSON names, pointer-ness, ``omitempty``).
+Facts from ``core/v1/types.go`` of k8s.io/api 1.37 (field numbers, JSON names, pointer-ness,
+``omitempty``).
 
 Volume sources of storage back-ends (NFS, iSCSI, cloud disks, CSI, ...) are left out on purpose: a body
 that carries one is refused with a 400 naming the field, never silently stripped.
@@ -178,6 +179,20 @@ CORE = """
 9 volumesInUse [s]
 10 volumesAttached [AttachedVolume]
 11 config NodeConfigStatus*
+12 runtimeHandlers [NodeRuntimeHandler]
+13 features NodeFeatures*
+14 declaredFeatures [s]
+
+= NodeRuntimeHandler
+1 name s!
+2 features NodeRuntimeHandlerFeatures*
+
+= NodeRuntimeHandlerFeatures
+1 recursiveReadOnlyMounts b*
+2 userNamespaces b*
+
+= NodeFeatures
+1 supplementalGroupsPolicy b*
 
 = NodeCondition
 1 type s!
@@ -208,6 +223,10 @@ CORE = """
 8 kubeProxyVersion s!
 9 operatingSystem s!
 10 architecture s!
+11 swap NodeSwapStatus*
+
+= NodeSwapStatus
+1 capacity i64*
 
 = ContainerImage
 1 names [s]!
@@ -301,6 +320,12 @@ POD = """
 39 resourceClaims [PodResourceClaim]
 40 resources ResourceRequirements*
 41 hostnameOverride s*
+42 workloadRef WorkloadReference*
+
+= WorkloadReference
+1 name s!
+2 podGroup s!
+3 podGroupReplicaKey s
 
 = Volume
 1 name s!
@@ -314,6 +339,11 @@ POD = """
 16 downwardAPI DownwardAPIVolumeSource*
 19 configMap ConfigMapVolumeSource*
 26 projected ProjectedVolumeSource*
+30 image ImageVolumeSource*
+
+= ImageVolumeSource
+1 reference s
+2 pullPolicy s
 
 = HostPathVolumeSource
 1 path s!
@@ -402,6 +432,7 @@ POD = """
 8 resources ResourceRequirements
 23 resizePolicy [ContainerResizePolicy]
 24 restartPolicy s*
+25 restartPolicyRules [ContainerRestartRule]
 9 volumeMounts [VolumeMount]
 21 volumeDevices [VolumeDevice]
 10 livenessProbe Probe*
@@ -415,6 +446,14 @@ POD = """
 16 stdin b
 17 stdinOnce b
 18 tty b
+
+= ContainerRestartRule
+1 action s
+2 exitCodes ContainerRestartRuleOnExitCodes*
+
+= ContainerRestartRuleOnExitCodes
+1 operator s
+2 values [i32]
 
 = EphemeralContainer
 1 ~ Container
@@ -450,6 +489,13 @@ POD = """
 2 resourceFieldRef ResourceFieldSelector*
 3 configMapKeyRef ConfigMapKeySelector*
 4 secretKeyRef SecretKeySelector*
+5 fileKeyRef FileKeySelector*
+
+= FileKeySelector
+1 volumeName s!
+2 path s!
+3 key s!
+4 optional b*
 
 = ObjectFieldSelector
 1 apiVersion s
@@ -711,6 +757,18 @@ POD = """
 13 ephemeralContainerStatuses [ContainerStatus]
 14 resize s
 15 resourceClaimStatuses [PodResourceClaimStatus]
+18 extendedResourceClaimStatus PodExtendedResourceClaimStatus*
+19 allocatedResources {Quantity}
+20 resources ResourceRequirements*
+
+= PodExtendedResourceClaimStatus
+1 requestMappings [ContainerExtendedResourceRequest]!
+2 resourceClaimName s!
+
+= ContainerExtendedResourceRequest
+1 containerName s!
+2 resourceName s!
+3 requestName s!
 
 = PodCondition
 1 type s!
@@ -774,6 +832,13 @@ POD = """
 2 mountPath s!
 3 readOnly b
 4 recursiveReadOnly s*
+5 volumeStatus VolumeStatus
+
+= VolumeStatus
+1 image ImageVolumeStatus*
+
+= ImageVolumeStatus
+1 imageRef s
 
 = ContainerUser
 1 linux LinuxContainerUser*

@@ -43,6 +43,10 @@ META = """
 2 resourceVersion s
 3 continue s
 4 remainingItemCount i64*
+5 shardInfo ShardInfo*
+
+= ShardInfo
+1 selector s!
 
 = LabelSelector
 1 matchLabels {s}

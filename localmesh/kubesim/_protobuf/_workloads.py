@@ -10,13 +10,14 @@ APPS = """
 
 = DeploymentSpec
 1 replicas i32*
-2 selector LabelSelector*
+2 selector LabelSelector*!
 3 template PodTemplateSpec!
 4 strategy DeploymentStrategy
 5 minReadySeconds i32
 6 revisionHistoryLimit i32*
 7 paused b
 9 progressDeadlineSeconds i32*
+10 podReplacementPolicy s*
 
 = DeploymentStrategy
 1 type s
@@ -149,6 +150,21 @@ DISCOVERY = """
 2 protocol s*
 3 port i32*
 4 appProtocol s*
+"""
+
+# autoscaling/v1 Scale, the scale subresource's body (client-go's UpdateScale PUTs it as protobuf).
+AUTOSCALING = """
+= Scale
+1 metadata ObjectMeta
+2 spec ScaleSpec
+3 status ScaleStatus
+
+= ScaleSpec
+1 replicas i32
+
+= ScaleStatus
+1 replicas i32!
+2 selector s
 """
 
 COORDINATION = """

@@ -8,7 +8,7 @@ import contextlib
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -18,10 +18,12 @@ import yaml
 
 from apiserver.cli import main as cli_main
 from apiserver.clusterinfo import ClusterInfo
+from apiserver.kube import KubeOptions
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh import MeshConfig
 from localmesh.agent import Agent, AgentSettings
 from localmesh.agent import _validate as v
+from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
 
 ID = 2
@@ -72,15 +74,27 @@ def remote_keys(cached: bool) -> dict[str, bytes]:
     return keys
 
 
+def local_echo() -> list[dict[str, object]]:
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {
+            "name": "echo", "namespace": "default", "annotations": {"service.cilium.io/global": "true"}},
+         "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {
+            "name": "echo-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "echo"}},
+         "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": ["11.0.0.7"], "conditions": {"ready": True}}]},
+    ]
+
+
 @pytest_asyncio.fixture
 async def client(etcd_server: EtcdServer) -> AsyncIterator[EtcdClient]:
     async with await EtcdClient.connect(EtcdConfig(endpoints=(etcd_server.endpoint,))) as c:
         yield c
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():
+    while not await check():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.05)
@@ -89,20 +103,33 @@ async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
 @pytest.mark.parametrize("cached", [pytest.param(False, id="remote-etcd-directly"),
                                     pytest.param(True, id="through-kvstoremesh-cache")])
 async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, client: EtcdClient, tmp_path: Path,
-                                                  cached: bool) -> None:
+                                                  cached: bool, kubesim: KubeSim, kubeconfig_path: Path) -> None:
+    # The agent's own cluster1 has a global service with the same name: its backends join the view.
+    for obj in local_echo():
+        kubesim.apply(obj)
+    kube = KubeOptions(kubeconfig_path=str(kubeconfig_path))
     for key, value in remote_keys(cached).items():
         await client.put(key, value)
     config_dir = tmp_path / "clustermesh"
     config_dir.mkdir()
     (config_dir / "cluster2").write_text(yaml.safe_dump({"endpoints": [etcd_server.endpoint]}))
     (config_dir / "cluster1").write_text(yaml.safe_dump({"endpoints": ["http://127.0.0.1:1"]}))  # itself: ignored
-    agent = Agent(AgentSettings(ClusterInfo("cluster1", 1), str(config_dir), "127.0.0.1:0",
-                                MeshConfig(disable_drain_on_disconnection=True, config_poll_interval=0.05)))
+    agent = Agent(AgentSettings(ClusterInfo("cluster1", 1), str(config_dir), "127.0.0.1:0", kube=kube,
+                                mesh=MeshConfig(disable_drain_on_disconnection=True, config_poll_interval=0.05)))
     await agent.start()
     try:
-        await eventually(lambda: bool(agent.cluster_mesh()["clusters"]) and
-                         agent.cluster_mesh()["clusters"][0].get("ready", False))
-        mesh = agent.cluster_mesh()
+        async def ready() -> bool:
+            clusters = (await agent.cluster_mesh())["clusters"]
+            return bool(clusters) and bool(clusters[0].get("ready", False))
+
+        async def echo_gone() -> bool:
+            return "cluster2" not in (await agent.view()).services["default/echo"].backends
+
+        async def no_clusters() -> bool:
+            return bool((await agent.cluster_mesh())["clusters"] == [])
+
+        await eventually(ready)
+        mesh = (await agent.cluster_mesh())
         remote = mesh["clusters"][0]
         assert remote["name"] == "cluster2" and remote["connected"] is True
         assert remote["config"]["cluster-id"] == ID and remote["config"].get("kvstoremesh", False) is cached
@@ -111,9 +138,11 @@ async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, clien
         assert (remote["num-nodes"], remote["num-shared-services"], remote["num-identities"],
                 remote["num-endpoints"]) == (3, 2, 2, 2)
         assert mesh["num-global-services"] == 1
-        view = agent.view()
+        view = (await agent.view())
         echo = view.services["default/echo"]
         assert [b.ip for b in echo.backends["cluster2"]] == ["12.0.1.5", "12.0.2.5"]
+        assert [(b.ip, b.ports) for b in echo.backends["cluster1"]] == [
+            ("11.0.0.7", {"http": {"Protocol": "TCP", "Port": 8080}})]
         assert view.valid["cluster2"] == {"nodes": 2, "identities": 1, "endpoints": 2, "services": 1}
         assert sorted((r.resource, r.key) for r in view.rejected) == [
             ("identities", str((3 << 16) + 5)), ("nodes", "bad"), ("services", "default/liar")]
@@ -121,10 +150,10 @@ async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, clien
         # A service going away reaches the view.
         prefix = "cilium/cache/services/v1/cluster2" if cached else "cilium/state/services/v1/cluster2"
         await client.delete(f"{prefix}/default/echo")
-        await eventually(lambda: "default/echo" not in agent.view().services)
+        await eventually(echo_gone)
         # The config file removed: the remote leaves the status.
         (config_dir / "cluster2").unlink()
-        await eventually(lambda: agent.cluster_mesh()["clusters"] == [])
+        await eventually(no_clusters)
     finally:
         await agent.stop()
 
@@ -145,7 +174,7 @@ async def check_agent_dbg(port: int) -> None:
     out.seek(0)
     assert await asyncio.to_thread(call, "services") == 0
     lines = out.getvalue().splitlines()
-    assert lines[:2] == ["default/echo:", "  cluster2: 12.0.1.5:8080, 12.0.2.5:8080"]
+    assert lines[:3] == ["default/echo:", "  cluster1: 11.0.0.7:8080", "  cluster2: 12.0.1.5:8080, 12.0.2.5:8080"]
     assert "rejected services default/liar of cluster2: cluster 'cluster3' is not 'cluster2'" in lines
 
 

@@ -14,17 +14,15 @@ import pytest
 import pytest_asyncio
 
 from localmesh.kubesim import KubeSim
-from localmesh.kubesim._protobuf import CODEC, MAGIC, ProtobufError, unwrap, wants_protobuf, wrap
+from localmesh.kubesim._protobuf import CODEC, KINDS, MAGIC, ProtobufError, unwrap, wants_protobuf, wrap
 from localmesh.kubesim._protobuf import _wire as wire
 
 PB = "application/vnd.kubernetes.protobuf"
 # Bodies written by kubectl 1.37 (Go's gogo-generated marshallers), taken from its -v=9 log.
 KUBECTL_SECRET = bytes.fromhex(
-    "6b3873000a0c0a0276311206536563726574121d0a110a0178120"
-    "01a0022002a003200380042001206 0a0161120162 1a001a002200".replace(" ", ""))
+    "6b3873000a0c0a0276311206536563726574121d0a110a017812001a0022002a0032003800420012060a01611201621a001a002200")
 KUBECTL_CONFIGMAP = bytes.fromhex(
-    "6b3873000a0f0a0276311209436f6e6669674d6170121c0a120a026339120"
-    "01a0022002a00320038004200120 60a017812017 91a002200".replace(" ", ""))
+    "6b3873000a0f0a0276311209436f6e6669674d6170121c0a120a02633912001a0022002a0032003800420012060a01781201791a002200")
 KUBECTL_DEPLOYMENT = bytes.fromhex(
     "6b3873000a150a07617070732f7631120a4465706c6f796d656e7412b5010a1b0a016412001a0022002a0032003800420"
     "05a080a036170701201641287010802120a0a080a036170701201641a6f0a1a0a0012001a0022002a003200380042005a"
@@ -32,13 +30,26 @@ KUBECTL_DEPLOYMENT = bytes.fromhex(
     "06a007200800100880100900100a201001a00320042004a0052005800600068008201008a01009a0100c2010022020a"
     "00280038001a0c0800100018002000280038001a002200")
 
+KUBECTL_SERVICE = bytes.fromhex(
+    "6b3873000a0d0a02763112075365727669636512650a1d0a026e7012001a0022002a003200380042005a090a0361707012026e7012400a"
+    "1b0a0738302d38303830120354435018502207080010903f1a00280012090a0361707012026e701a0022084e6f6465506f72743a004200"
+    "52005a00600068001a020a001a002200")
+KUBECTL_NAMESPACE = bytes.fromhex(
+    "6b3873000a0f0a02763112094e616d657370616365121c0a140a046d65736812001a0022002a0032003800420012001a020a001a002200")
+KUBECTL_PDB = bytes.fromhex(
+    "6b3873000a200a09706f6c6963792f76311213506f6444697372757074696f6e427564676574123a0a130a0370646212001a0022002a00"
+    "3200380042001217120a0a080a036170701201781a09080110001a033530251a0a080018002000280030001a002200")
+KUBECTL_CLUSTERROLE = bytes.fromhex(
+    "6b3873000a2b0a1c726261632e617574686f72697a6174696f6e2e6b38732e696f2f7631120b436c7573746572526f6c6512290a120a02"
+    "637212001a0022002a0032003800420012130a036765740a046c69737412001a04706f64731a002200")
+
 Obj = dict[str, Any]
 
 
 def _decode(body: bytes) -> tuple[str, str, Obj]:
     envelope = unwrap(body)
-    name = "Deployment" if envelope.kind == "Deployment" else envelope.kind
-    return envelope.api_version, envelope.kind, CODEC.decode(name, envelope.raw)
+    return envelope.api_version, envelope.kind, CODEC.decode(KINDS[(envelope.api_version, envelope.kind)],
+                                                             envelope.raw)
 
 
 # -- wire ------------------------------------------------------------------------------------------
@@ -81,15 +92,35 @@ def test_varint_errors() -> None:
                       "resources": {}}]}},
                  "strategy": {}},
         "status": {}}), id="deployment"),
+    pytest.param(KUBECTL_SERVICE, ("v1", "Service", {
+        "metadata": {"name": "np", "labels": {"app": "np"}},
+        "spec": {"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                 "selector": {"app": "np"}, "type": "NodePort"},
+        "status": {"loadBalancer": {}}}), id="service"),
+    pytest.param(KUBECTL_NAMESPACE, ("v1", "Namespace", {"metadata": {"name": "mesh"}, "spec": {}, "status": {}}),
+                 id="namespace"),
+    pytest.param(KUBECTL_PDB, ("policy/v1", "PodDisruptionBudget", {
+        "metadata": {"name": "pdb"}, "spec": {"selector": {"matchLabels": {"app": "x"}}, "maxUnavailable": "50%"},
+        "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
+                 id="poddisruptionbudget"),
+    pytest.param(KUBECTL_CLUSTERROLE, ("rbac.authorization.k8s.io/v1", "ClusterRole", {
+        "metadata": {"name": "cr"}, "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}]}),
+                 id="clusterrole"),
 ])
 def test_kubectl_bodies(body: bytes, expected: tuple[str, str, Obj]) -> None:
+    # Each decodes to what `kubectl create ... --dry-run=client -o json` prints for the same object ...
     assert _decode(body) == expected
+    # ... and encodes back to Go's bytes exactly: protobuf answers are what kube-apiserver would write.
+    api_version, kind, doc = expected
+    assert wrap(api_version, kind, CODEC.encode(KINDS[(api_version, kind)], doc)) == body
 
 
 def test_zero_values_follow_go_json() -> None:
-    # appsv1.Deployment{} marshals to exactly this: structs stay, `json:"containers"` is null.
+    # appsv1.Deployment{} marshals to exactly this: structs stay, `json:"selector"` and `json:"containers"`
+    # are null.
     assert CODEC.decode("Deployment", b"") == {
-        "metadata": {}, "spec": {"template": {"metadata": {}, "spec": {"containers": None}}, "strategy": {}},
+        "metadata": {}, "spec": {"selector": None, "template": {"metadata": {}, "spec": {"containers": None}},
+                                 "strategy": {}},
         "status": {}}
     # A pointer is written when set, even to zero; a value with omitempty is not.
     spec = wire.tag(1, wire.VARINT) + wire.varint(0) + wire.tag(5, wire.VARINT) + wire.varint(0)
@@ -498,3 +529,24 @@ async def test_protobuf_watch(kubesim: KubeSim, http: aiohttp.ClientSession) -> 
     assert decoded[2][1][2]["data"] == {"k": "AA=="}
     async with http.get("/apis/cilium.io/v2/ciliumnodes", params={"watch": "true"}, headers=headers) as resp:
         assert resp.status == 406
+
+
+async def test_protobuf_scale_subresource(kubesim: KubeSim, http: aiohttp.ClientSession) -> None:
+    kubesim.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                            "template": {"metadata": {"labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    path = "/apis/apps/v1/namespaces/default/deployments/web/scale"
+    async with http.get(path, headers={"Accept": PB}) as resp:
+        assert resp.status == 200 and resp.content_type == PB
+        api_version, kind, scale = _decode(await resp.read())
+    assert (api_version, kind) == ("autoscaling/v1", "Scale") and scale["spec"] == {"replicas": 1}
+    assert scale["status"]["selector"] == "app=web"
+    for replicas in (3, 0):  # 0 is not on the wire at all (omitempty): Go reads it as zero
+        body = wrap("autoscaling/v1", "Scale", CODEC.encode("Scale", {"metadata": {"name": "web"},
+                                                                     "spec": {"replicas": replicas}}))
+        async with http.put(path, data=body, headers={"Content-Type": PB, "Accept": PB}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert _decode(await resp.read())[2]["spec"] == ({"replicas": replicas} if replicas else {})
+        stored = kubesim.get("apps/v1", "Deployment", "web", "default")
+        assert stored is not None and stored["spec"]["replicas"] == replicas

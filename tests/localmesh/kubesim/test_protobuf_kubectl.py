@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from apiserver.security.pki import generate_ca
 from localmesh.kubesim import KubeSim
 
 KUBECTL = shutil.which("kubectl")
@@ -37,14 +38,13 @@ Kubectl = Callable[..., Coroutine[Any, Any, Result]]
 
 @pytest.fixture
 def kubectl(kubeconfig_path: Path, tmp_path: Path) -> Kubectl:
-    async def run(*args: str, stdin: bytes | None = None) -> Result:
+    async def run(*args: str) -> Result:
         assert KUBECTL is not None
         proc = await asyncio.create_subprocess_exec(
             KUBECTL, f"--kubeconfig={kubeconfig_path}", f"--cache-dir={tmp_path / 'cache'}", *args,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"HOME": str(tmp_path)})
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"HOME": str(tmp_path)})
         async with asyncio.timeout(30):
-            out, err = await proc.communicate(stdin)
+            out, err = await proc.communicate()
         assert proc.returncode is not None
         return Result(proc.returncode, out.decode(), err.decode())
 
@@ -55,11 +55,8 @@ def kubectl(kubeconfig_path: Path, tmp_path: Path) -> Kubectl:
 def files(tmp_path: Path) -> dict[str, Path]:
     binary = tmp_path / "blob.bin"
     binary.write_bytes(bytes(range(256)) + b"\x00\xff\xfe not utf-8 \x80")
-    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=proto"],
-                   check=True, capture_output=True)
-    return {"binary": binary, "key": key, "cert": cert}
+    written = generate_ca("proto").write(tmp_path, "tls")
+    return {"binary": binary, "key": written.key_file, "cert": written.cert_file}
 
 
 def _normalized(doc: dict[str, Any]) -> dict[str, Any]:
@@ -147,33 +144,63 @@ def _logged_request_body(log: str) -> bytes:
     return bytes.fromhex("".join(octets))
 
 
-async def test_replace_and_protobuf_update(kubesim: KubeSim, kubectl: Kubectl, tmp_path: Path) -> None:
-    assert (await kubectl("create", "configmap", "cfg", "--from-literal=a=1")).code == 0
-    changed = await kubectl("create", "configmap", "cfg", "--from-literal=a=2", "--from-literal=b=3",
-                            "--dry-run=client", "-o", "yaml")
-    manifest = tmp_path / "cfg.yaml"
-    manifest.write_text(changed.out)
-    replaced = await kubectl("replace", "-f", str(manifest))
-    assert replaced.code == 0 and replaced.out.strip() == "configmap/cfg replaced", replaced.err
-    got = json.loads((await kubectl("get", "configmap", "cfg", "-o", "json")).out)
-    assert got["data"] == {"a": "2", "b": "3"}
+UPDATES = [
+    pytest.param(["configmap", "cfg", "--from-literal=a=1"],
+                 ["configmap", "cfg", "--from-literal=a=2", "--from-file=empty=/dev/null"],
+                 ["configmap", "cfg", "--from-literal=a=3", "--from-literal=b=4"], "configmaps", "configmap/cfg",
+                 lambda o: o["data"], {"a": "2", "empty": ""}, {"a": "3", "b": "4"}, id="configmap"),
+    pytest.param(["deployment", "web", "--image=img:1"],
+                 ["deployment", "web", "--image=img:2", "--replicas=3", "--port=9962"],
+                 ["deployment", "web", "--image=img:3", "--replicas=0"], "deployments", "deployment.apps/web",
+                 lambda o: (o["spec"]["replicas"], o["spec"]["template"]["spec"]["containers"][0]["image"]),
+                 (3, "img:2"), (0, "img:3"), id="deployment"),
+]
 
-    # An update in protobuf, with the exact bytes Go's encoder wrote (kubectl's own, from its -v=9 log).
-    dry = await kubectl("create", "configmap", "cfg", "--from-literal=a=4", "--from-file=bin=/dev/null",
-                        "--dry-run=server", "-v=9")
-    body = _logged_request_body(dry.err)
-    assert body.startswith(b"k8s\x00")
+
+async def _put(sim: KubeSim, path: str, body: bytes, content_type: str) -> None:
     async with aiohttp.ClientSession() as http, http.put(
-            kubesim.url + "/api/v1/namespaces/default/configmaps/cfg", data=body,
-            headers={"Content-Type": "application/vnd.kubernetes.protobuf", "Accept": "application/json"}) as resp:
+            sim.url + path, data=body, headers={"Content-Type": content_type, "Accept": "application/json"}) as resp:
         assert resp.status == 200, await resp.text()
-        answer = await resp.json()
-    assert answer["data"] == {"a": "4", "bin": ""}
-    assert answer["metadata"]["resourceVersion"] != got["metadata"]["resourceVersion"]
-    expected = await kubectl("create", "configmap", "cfg", "--from-literal=a=4", "--from-file=bin=/dev/null",
-                             "--dry-run=client", "-o", "json")
-    stored = json.loads((await kubectl("get", "configmap", "cfg", "-o", "json")).out)
-    assert _normalized(stored)["data"] == json.loads(expected.out)["data"]
+
+
+@pytest.mark.parametrize(("first", "second", "third", "plural", "ref", "probe", "after_update", "after_replace"),
+                         UPDATES)
+async def test_update_and_replace_protobuf_equals_json(
+        kubesim: KubeSim, kubectl: Kubectl, tmp_path: Path, first: list[str], second: list[str], third: list[str],
+        plural: str, ref: str, probe: Callable[[dict[str, Any]], Any], after_update: Any, after_replace: Any) -> None:
+    for ns in ("via-json", "via-proto"):
+        kubesim.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    group = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
+    name = ref.split("/")[1]
+
+    async def compare() -> dict[str, Any]:
+        via_json = json.loads((await kubectl("get", ref, "-n", "via-json", "-o", "json")).out)
+        via_proto = json.loads((await kubectl("get", ref, "-n", "via-proto", "-o", "json")).out)
+        assert json.dumps(_normalized(via_proto), indent=4) == json.dumps(_normalized(via_json), indent=4)
+        return via_proto
+
+    assert (await kubectl("create", *first, "-n", "via-proto")).code == 0
+    dry = await kubectl("create", *first, "--dry-run=client", "-o", "json")
+    await _post_json(kubesim, f"{group}/namespaces/via-json/{plural}", json.loads(dry.out))
+    await compare()
+
+    # An update in protobuf with the exact bytes Go's encoder wrote: kubectl's own, from its -v=9 log of a
+    # server-side dry run; the same object goes to the other namespace as JSON.
+    logged = await kubectl("create", *second, "-n", "via-proto", "--dry-run=server", "-v=9")
+    body = _logged_request_body(logged.err)
+    assert body.startswith(b"k8s\x00")
+    await _put(kubesim, f"{group}/namespaces/via-proto/{plural}/{name}", body, "application/vnd.kubernetes.protobuf")
+    as_json = (await kubectl("create", *second, "--dry-run=client", "-o", "json")).out.encode()
+    await _put(kubesim, f"{group}/namespaces/via-json/{plural}/{name}", as_json, "application/json")
+    assert probe(await compare()) == after_update
+
+    # kubectl replace -f of a changed object, in both namespaces.
+    manifest = tmp_path / "changed.yaml"
+    manifest.write_text((await kubectl("create", *third, "--dry-run=client", "-o", "yaml")).out)
+    for ns in ("via-json", "via-proto"):
+        replaced = await kubectl("replace", "-f", str(manifest), "-n", ns)
+        assert replaced.code == 0 and replaced.out.strip() == f"{ref} replaced", replaced.err
+    assert probe(await compare()) == after_replace
 
 
 async def test_apply_server_side_and_patch_after_protobuf_create(kubesim: KubeSim, kubectl: Kubectl,
