@@ -35,6 +35,7 @@ from apiserver.ctl._exec import ExecResult
 from apiserver.ctl._kube import Kube
 from apiserver.kube import KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from localmesh.agent import Agent, AgentSettings
@@ -123,7 +124,7 @@ async def start_pod(node: Node, index: int) -> None:
     kube = await build_client(KubeOptions(kubeconfig_path=str(node.sim.write_kubeconfig(node.dir / "kc"))))
     node.stack.push_async_callback(kube.close)
     exporter = Exporter(ExporterOptions(cluster=ClusterInfo(node.name, index),
-                                        kvstore_opts={"etcd.config": str(node.dir / "etcd-config.yaml")}),
+                                        kvstore=KVStoreOptions(config_file=str(node.dir / "etcd-config.yaml"))),
                         backend, kube, Metrics(APISERVER_NAMESPACE))
     await exporter.start()
     node.stack.push_async_callback(exporter.stop)
@@ -136,7 +137,7 @@ async def start_mesh_side(node: Node, index: int, kvstoremesh: bool) -> None:
     if kvstoremesh:
         node.kvstoremesh = KVStoreMeshDaemon(DaemonSettings(
             cluster=ClusterInfo(node.name, index), config_dir=str(node.dir / "kvstoremesh"),
-            kvstore_opts={"etcd.config": str(node.dir / "etcd-config.yaml")}, mesh=fast, health_port=0,
+            kvstore=KVStoreOptions(config_file=str(node.dir / "etcd-config.yaml")), mesh=fast, health_port=0,
             health_host="127.0.0.1", api_serve_addr="127.0.0.1:0"), metrics=Metrics(KVSTOREMESH_NAMESPACE))
         await node.kvstoremesh.start()
         node.stack.push_async_callback(node.kvstoremesh.stop)
