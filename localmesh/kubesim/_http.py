@@ -422,7 +422,7 @@ class HttpFrontend:
             field_manager=request.query.get("fieldManager"))
         return self._render_one(request, target.rt, stored, 201 if created else 200)
 
-    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool, int | None]:
         dry_run = _dry_run(request)
         raw = await request.read()
         options: Any = {}
@@ -435,7 +435,8 @@ class HttpFrontend:
         if options.get("dryRun"):
             dry_run = True
         pre = options.get("preconditions")
-        return (pre if isinstance(pre, dict) else {}), dry_run
+        grace = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
+        return (pre if isinstance(pre, dict) else {}), dry_run, None if grace is None else int(grace)
 
     def _deleted_response(self, request: web.Request, rt: ResourceType, deletion: Deletion) -> web.Response:
         status = 200 if deletion.finished else 202
@@ -454,9 +455,9 @@ class HttpFrontend:
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
-        preconditions, dry_run = await self._delete_options(request)
+        preconditions, dry_run, grace = await self._delete_options(request)
         deletion = self.api.delete(target.rt, target.namespace, target.name, preconditions=preconditions,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, grace_period_seconds=grace)
         return self._deleted_response(request, target.rt, deletion)
 
     async def _deletecollection(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -466,10 +467,11 @@ class HttpFrontend:
             fields = parse_field_selector(q.get("fieldSelector"))
         except ValueError as exc:
             raise errors.bad_request(str(exc)) from None
-        _, dry_run = await self._delete_options(request)
+        _, dry_run, grace = await self._delete_options(request)
         rt = target.rt
         listed = self.api.list(rt, target.namespace, labels=labels, fields=fields)
-        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run).obj for s in listed.items]
+        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run, grace_period_seconds=grace).obj
+                   for s in listed.items]
         rv = {"resourceVersion": str(self.api.store.resource_version)}
         if protobuf.wants_protobuf(request.headers.get("Accept")):
             return web.Response(body=protobuf.encode_list(rt.api_version, rt.list_kind, rv, [s.raw for s in deleted]),
