@@ -18,6 +18,25 @@ _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_ATOI = re.compile(r"[+-]?[0-9]+")
+_INT64 = range(-(2**63), 2**63)
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a plain string (enough for error messages)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def go_atoi(text: str) -> int:
+    """Go ``strconv.Atoi``: an optional sign, then decimal digits only, within int64.
+
+    Raises ``ValueError`` with Go's own text (``strconv.Atoi: parsing "2.5": invalid syntax``)."""
+    if not _ATOI.fullmatch(text):
+        raise ValueError(f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax")
+    value = int(text)
+    if value not in _INT64:
+        raise ValueError(f"strconv.Atoi: parsing {go_quote(text)}: value out of range")
+    return value
 
 
 def go_bool(text: str) -> bool:

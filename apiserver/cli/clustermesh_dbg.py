@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = ExporterOptions.from_args(args)
-        etcd_config = EtcdConfig.from_kvstore_opts(options.kvstore_opts)
+        etcd_config = EtcdConfig.from_options(options.kvstore)
     except (InvalidOptions, ValueError, OSError) as exc:
         print(f"clustermesh-dbg verify: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

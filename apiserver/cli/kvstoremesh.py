@@ -1,30 +1,30 @@
 """``clustermesh-apiserver kvstoremesh``: flags (upstream names and defaults, spec 8.2/8.3) -> daemon.
 
 Wiring only. Every flag is validated before anything connects or writes: a bad value prints one
-clear line on stderr and exits 1.
+clear line on stderr and exits 2 (``EXIT_USAGE``, as the exporter). The process runs on
+``apiserver.runner``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import os
 import sys
 
-from apiserver._logging import configure_logging, get_logger
+from apiserver._logging import configure_logging
 from apiserver.cli._flags import add_common_daemon_flags
 from apiserver.clusterinfo import ClusterInfo, InvalidClusterInfo
 from apiserver.goflags import KeyValueAction, add_bool, go_bool, go_duration
+from apiserver.kvstore.etcd import EtcdConfig
 from apiserver.kvstore.leases import DEFAULT_LEASE_TTL, validate_lease_ttl
-from apiserver.kvstore.ratelimit import APILimiter
-from apiserver.kvstoremesh import DEFAULT_API_SERVE_ADDR, DaemonSettings, KVStoreMeshDaemon, MeshConfig
-from apiserver.kvstoremesh._daemon import run_until_signalled
+from apiserver.kvstore.options import KVStoreOptions
+from apiserver.kvstoremesh import DEFAULT_API_SERVE_ADDR, DaemonSettings, KVStoreMeshDaemon, MeshConfig, start_daemon
+from apiserver.runner import EXIT_USAGE, run_process
 from apiserver.server import parse_listen_address
 
 HELP = "Run KVStoreMesh: cache the etcd data of every remote cluster in the local etcd"
 
-log = get_logger(__name__)
 
 _DEFAULTS = MeshConfig()
 
@@ -111,11 +111,10 @@ def settings_from_args(args: argparse.Namespace) -> DaemonSettings:
         parse_listen_address(args.api_serve_addr)
         if args.prometheus_serve_addr:
             parse_listen_address(args.prometheus_serve_addr)
-        APILimiter.for_batched_writes(args.kvstore_opt)
-        _check_local_etcd_config(args.kvstore_opt)
-    except ValueError as exc:
+        kvstore = KVStoreOptions.parse(args.kvstore_opt)
+        EtcdConfig.from_options(kvstore)  # the local etcd config file must be readable now
+    except ValueError as exc:  # EtcdConfigError and InvalidKVStoreOptions are ValueErrors
         raise FlagError(str(exc)) from None
-    limit = args.kvstore_opt.get("etcd.limit", "")
     mesh = dataclasses.replace(
         _DEFAULTS,
         per_cluster_ready_timeout=args.per_cluster_ready_timeout,
@@ -128,17 +127,11 @@ def settings_from_args(args: argparse.Namespace) -> DaemonSettings:
         max_status_failures=args.kvstore_max_consecutive_quorum_errors,
         config_poll_interval=args.clustermesh_config_poll_interval,
         reconnect_backoff_max=args.clustermesh_reconnect_backoff_max,
-        list_page_size=int(limit) if limit.isdigit() else _DEFAULTS.list_page_size)
+        list_page_size=kvstore.list_limit)
     return DaemonSettings(
-        cluster=cluster, config_dir=args.clustermesh_config, kvstore_opts=dict(args.kvstore_opt), mesh=mesh,
+        cluster=cluster, config_dir=args.clustermesh_config, kvstore=kvstore, mesh=mesh,
         lease_ttl=args.kvstore_lease_ttl, enable_heartbeat=args.enable_heartbeat, health_port=args.health_port,
         prometheus_serve_addr=args.prometheus_serve_addr, api_serve_addr=args.api_serve_addr)
-
-
-def _check_local_etcd_config(opts: dict[str, str]) -> None:
-    from apiserver.kvstore.etcd import EtcdConfig
-
-    EtcdConfig.from_kvstore_opts(opts)  # EtcdConfigError is a ValueError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,14 +139,8 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except FlagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     fmt = args.log_opt.get("format", "text")
     configure_logging(debug=bool(args.debug), fmt="json" if fmt.startswith("json") else "text")
-    try:
-        asyncio.run(run_until_signalled(KVStoreMeshDaemon(settings)))
-    except KeyboardInterrupt:
-        return 0
-    except Exception as exc:
-        log.exception("KVStoreMesh failed", error=str(exc) or type(exc).__name__)
-        return 1
-    return 0
+    daemon = KVStoreMeshDaemon(settings)
+    return run_process("kvstoremesh", lambda runner: start_daemon(runner, daemon))

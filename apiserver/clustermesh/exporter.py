@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.clustermesh.handlers import (
     EndpointHandler,
     IdentityHandler,
@@ -113,12 +114,12 @@ class Exporter:
             cluster_config_value(local_cluster_config(cluster, mcs_api_enabled=options.enable_mcs_api)),
             interval=timings.cluster_config_interval)
         self._heartbeat = Heartbeat(backend, self.leases, interval=timings.heartbeat_interval)
-        self._config_written = False
         self._resetting = False
         self.store_monitor = StoreResetMonitor(backend, self._store_reset, interval=timings.store_check_interval,
                                                forget_cluster_id=getattr(backend, "forget_cluster_id", None))
         self._started_at = 0.0
-        self._bootstrap_reported = False
+        self._bootstrapped = asyncio.Event()
+        self._bootstrap: asyncio.Task[None] | None = None
 
         def store(prefix: str, stale_prefix: str, synced_key: str | None = None) -> SyncStore:
             return SyncStore(backend, self.leases, prefix=prefix, cluster_name=cluster.name,
@@ -193,7 +194,8 @@ class Exporter:
         self._started_at = time.monotonic()
         self.leases.start()
         await self._config.write_once()
-        self._config_written = True
+        self._bootstrap = asyncio.get_running_loop().create_task(self._complete_bootstrap(),
+                                                                 name="exporter-bootstrap")
         self._config.start()
         self._heartbeat.start()
         await self.store_monitor.check_once()  # the baseline: the store as we first found it
@@ -234,26 +236,29 @@ class Exporter:
         log.info("Re-writing every key after an etcd reset", reason=reason,
                  keys=sum(s.pending_writes for s in self.stores.values()))
 
+    async def _complete_bootstrap(self) -> None:
+        """Once the cluster config and every canary are written: the bootstrap metric, the
+        limiter's switch to its steady rate, then ready."""
+        await asyncio.gather(*(s.synced.wait() for s in self.stores.values()))
+        elapsed = time.monotonic() - self._started_at
+        self._metrics.bootstrap_seconds.labels(self._options.cluster.name).set(elapsed)
+        if self._limiter is not None:
+            self._limiter.bootstrap_complete()
+        log.info("Initial synchronization complete", seconds=round(elapsed, 3),
+                 keys=sum(len(s.exported()) for s in self.stores.values()))
+        self._bootstrapped.set()
+
     def ready(self) -> bool:
-        ready = (self._config_written and not self._resetting and self.store_monitor.reachable
-                 and all(s.synced.is_set() for s in self.stores.values()))
-        if ready and not self._bootstrap_reported:
-            self._bootstrap_reported = True
-            elapsed = time.monotonic() - self._started_at
-            self._metrics.bootstrap_seconds.labels(self._options.cluster.name).set(elapsed)
-            if self._limiter is not None:
-                self._limiter.bootstrap_complete()
-            log.info("Initial synchronization complete", seconds=round(elapsed, 3),
-                     keys=sum(len(s.exported()) for s in self.stores.values()))
-        return ready
+        """The readiness probe's question; a pure query."""
+        return (self._bootstrapped.is_set() and not self._resetting and self.store_monitor.reachable
+                and all(s.synced.is_set() for s in self.stores.values()))
 
     async def wait_ready(self) -> None:
-        await self.namespaces.synced.wait()
-        await asyncio.gather(*(s.synced.wait() for s in self.stores.values()))
-        self.ready()
+        await self._bootstrapped.wait()
 
     async def stop(self) -> None:
         """Close the watches, then let the stores finish in-flight and queued writes."""
+        await cancel_and_wait(self._bootstrap)
         await asyncio.gather(self._namespace_reflector.stop(), *(r.stop() for r in self.reflectors))
         if self._rereads is not None:
             await self._rereads.stop()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from apiserver.clusterinfo import ClusterInfo, InvalidClusterInfo
+from apiserver.kvstore.options import InvalidKVStoreOptions, KVStoreOptions
 
 LEASE_TTL_MIN = 25.0
 LEASE_TTL_MAX = 86400.0
@@ -18,7 +19,7 @@ class InvalidOptions(ValueError):
 @dataclass(frozen=True)
 class ExporterOptions:
     cluster: ClusterInfo
-    kvstore_opts: dict[str, str] = field(default_factory=dict)
+    kvstore: KVStoreOptions
     lease_ttl: float = 900.0
     enable_mcs_api: bool = False
     enable_cilium_endpoint_slice: bool = False
@@ -40,10 +41,6 @@ class ExporterOptions:
             raise InvalidOptions(
                 f"invalid --kvstore-lease-ttl {self.lease_ttl:g}s: must be between "
                 f"{LEASE_TTL_MIN:g}s and {LEASE_TTL_MAX:g}s")
-        if "etcd.config" not in self.kvstore_opts and "etcd.address" not in self.kvstore_opts:
-            raise InvalidOptions(
-                "no etcd endpoint configured: pass --kvstore-opt etcd.config=PATH or "
-                "--kvstore-opt etcd.address=URL")
         if not 0 <= self.health_port <= 65535:
             raise InvalidOptions(f"invalid --health-port {self.health_port}")
         if self.log_format not in ("text", "json"):
@@ -53,9 +50,13 @@ class ExporterOptions:
     def from_args(cls, args: argparse.Namespace) -> ExporterOptions:
         if args.kvstore != "etcd":
             raise InvalidOptions(f"unsupported --kvstore {args.kvstore!r}: only etcd is supported")
+        try:
+            kvstore = KVStoreOptions.parse(args.kvstore_opt)
+        except InvalidKVStoreOptions as exc:
+            raise InvalidOptions(str(exc)) from None
         options = cls(
             cluster=ClusterInfo(args.cluster_name, args.cluster_id, args.max_connected_clusters),
-            kvstore_opts=dict(args.kvstore_opt),
+            kvstore=kvstore,
             lease_ttl=args.kvstore_lease_ttl,
             enable_mcs_api=args.clustermesh_enable_mcs_api,
             enable_cilium_endpoint_slice=args.enable_cilium_endpoint_slice,

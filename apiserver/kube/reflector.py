@@ -49,6 +49,7 @@ import aiohttp
 import orjson
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver._tokenbucket import TokenBucket
 from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, MetadataCache
@@ -287,10 +288,7 @@ class Reflector:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        # asyncio.wait does not re-raise the task's CancelledError, but stop() itself stays
-        # cancellable.
-        await asyncio.wait({task})
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> Reflector:
         self.start()

@@ -2,18 +2,18 @@
 
 A ``SupervisedTask`` runs one coroutine "forever": if the coroutine raises or returns while the
 owner still wants it running, the exit is logged and the coroutine is started again after an
-exponential back-off. ``stop()`` cancels and then awaits, so no task outlives its owner.
-It must never swallow ``CancelledError`` from its owner.
+exponential back-off. ``stop()`` cancels and then awaits (``apiserver._tasks.cancel_and_wait``), so
+no task outlives its owner, and the owner's own cancellation propagates out of ``stop()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -46,9 +46,7 @@ class SupervisedTask:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()

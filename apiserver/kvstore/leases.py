@@ -13,11 +13,11 @@ leases; it never writes keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from itertools import filterfalse
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.kvstore._backend import KVBackend, KVStoreError, LeaseNotFoundError
 from apiserver.kvstore._supervise import SupervisedTask
 
@@ -252,10 +252,7 @@ class LeaseManager:
         """Stop the keepalives. Upstream does not revoke on SIGTERM (keys outlive a restart by up
         to one TTL); ``revoke=True`` deletes every key we attached, at once."""
         await self._task.stop()
-        if self._granting_ahead is not None:
-            self._granting_ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._granting_ahead
+        await cancel_and_wait(self._granting_ahead)
         if not revoke:
             return
         for lease_id in list(self._leases):

@@ -1,9 +1,9 @@
 """The kvstore rate limiter: a token bucket (qps, burst) plus a cap on operations in flight.
 
-Built from ``--kvstore-opt`` values exactly as upstream reads them (spec section 2):
-``etcd.qps`` (default 20; burst = qps), ``etcd.bootstrapQps`` (unset = off; the rate used until
-``bootstrap_complete()``), ``etcd.maxInflight`` (default = qps). A qps of 0, negative or None
-means "unlimited" (no token bucket); a max in-flight of 0 or less means no cap.
+Built from the parsed ``--kvstore-opt`` (``KVStoreOptions``) as upstream builds its etcd limiter
+(``pkg/kvstore/etcd.go``): ``etcd.qps`` (default 20; burst = qps), ``etcd.bootstrapQps`` (0 = off;
+the rate used until ``bootstrap_complete()``), ``etcd.maxInflight`` (0 = qps). A rate of 0 or None
+means "unlimited" (no token bucket); a max in-flight of 0 or None means no cap.
 
 Design decision (deliberate deviation): upstream charges one token per etcd call, and its
 writers make one call per key. Our writers batch up to ``MAX_TXN_OPS`` (128) puts/deletes into
@@ -23,22 +23,20 @@ figures after every request and on every configuration change.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from apiserver._logging import get_logger
+from apiserver.kvstore.options import DEFAULT_QPS, KVStoreOptions
 from apiserver.metrics import LimiterValues
 
 __all__ = ["DEFAULT_QPS", "APILimiter", "LimiterValues"]
 
 log = get_logger(__name__)
 
-DEFAULT_QPS = 20
-OPT_QPS = "etcd.qps"
-OPT_BOOTSTRAP_QPS = "etcd.bootstrapQps"
-OPT_MAX_INFLIGHT = "etcd.maxInflight"
 
 OUTCOME_SUCCESS, OUTCOME_FAIL = "success", "fail"
 MEAN_OVER = 10  # requests the mean wait and processing durations are taken over (upstream's default)
@@ -48,16 +46,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 LimiterObserver = Callable[[LimiterValues], None]
-
-
-def _int_opt(opts: Mapping[str, str], name: str) -> int | None:
-    raw = opts.get(name, "")
-    if raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"invalid --kvstore-opt {name}={raw!r}: expected an integer") from None
 
 
 class APILimiter:
@@ -91,19 +79,21 @@ class APILimiter:
         return cls(None)
 
     @classmethod
-    def from_kvstore_opts(cls, opts: Mapping[str, str], *, clock: Clock = time.monotonic,
-                          sleep: Sleep = asyncio.sleep) -> APILimiter:
-        """``--kvstore-opt`` values -> limiter (raises ``ValueError`` on a non-integer value)."""
-        qps = _int_opt(opts, OPT_QPS)
-        return cls(DEFAULT_QPS if qps is None else qps, bootstrap_qps=_int_opt(opts, OPT_BOOTSTRAP_QPS),
-                   max_inflight=_int_opt(opts, OPT_MAX_INFLIGHT), clock=clock, sleep=sleep)
+    def from_options(cls, options: KVStoreOptions, *, clock: Clock = time.monotonic,
+                     sleep: Sleep = asyncio.sleep) -> APILimiter:
+        """Upstream's limiter of these options (``pkg/kvstore/etcd.go`` ``connectEtcdClient``):
+        rate ``etcd.qps`` (default 20; 0: no token bucket), burst the same, ``etcd.bootstrapQps``
+        until ``bootstrap_complete()``, in flight ``etcd.maxInflight`` (0: as many as the rate)."""
+        qps = options.upstream_qps
+        return cls(qps, bootstrap_qps=options.bootstrap_qps or None,
+                   max_inflight=options.max_inflight or qps or None, clock=clock, sleep=sleep)
 
     @classmethod
-    def for_batched_writes(cls, opts: Mapping[str, str], *, clock: Clock = time.monotonic,
+    def for_batched_writes(cls, options: KVStoreOptions, *, clock: Clock = time.monotonic,
                            sleep: Sleep = asyncio.sleep) -> APILimiter:
-        """The limiter of a process whose writers batch (the exporter, KVStoreMesh): the options
-        exactly as ``from_kvstore_opts`` reads them when ``etcd.qps`` is set; when it is not, no
-        token bucket at all (``etcd.maxInflight`` still applies).
+        """The limiter of a process whose writers batch (the exporter, KVStoreMesh): exactly
+        ``from_options`` when ``etcd.qps`` is given; when it is not, no token bucket at all
+        (``etcd.maxInflight`` still applies).
 
         Deliberate deviation from upstream's default of 20 operations/s: these writers send Txns of
         up to 128 keys with at most two in flight per sync store, so they cannot flood their own
@@ -111,9 +101,9 @@ class APILimiter:
         to 50 ms of queueing to every change. Whoever wants upstream's limit sets ``etcd.qps``
         (the Helm chart does: 20 for the apiserver, 100 for KVStoreMesh).
         """
-        if opts.get(OPT_QPS, "") == "":
-            opts = {**opts, OPT_QPS: "0"}  # 0: no token bucket
-        return cls.from_kvstore_opts(opts, clock=clock, sleep=sleep)
+        if options.qps is None:
+            options = dataclasses.replace(options, qps=0)  # 0: no token bucket
+        return cls.from_options(options, clock=clock, sleep=sleep)
 
     @property
     def rate(self) -> float | None:

@@ -26,13 +26,13 @@ knows nothing of Kubernetes and never interprets values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.kvstore._backend import (
     MAX_REQUEST_BYTES,
     MAX_TXN_OPS,
@@ -306,12 +306,7 @@ class SyncStore:
                     continue
                 await self._wait_for_work(now)
         finally:
-            batches = list(self._batches)
-            for batch in batches:
-                batch.cancel()
-            for batch in batches:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await batch
+            await cancel_and_wait(*self._batches)
 
     async def _wait_for_work(self, now: float) -> None:
         if self._metrics is not None:

@@ -9,7 +9,7 @@ The public surface is re-exported here; the modules are private.
 from apiserver.kvstoremesh._api import CLUSTER_PATH, APIServer, render_clusters
 from apiserver.kvstoremesh._config import DEFAULT_API_SERVE_ADDR, MeshConfig
 from apiserver.kvstoremesh._configdir import ConfigDirWatcher, diff_configs, scan_config_dir
-from apiserver.kvstoremesh._daemon import DaemonSettings, KVStoreMeshDaemon, run_until_signalled
+from apiserver.kvstoremesh._daemon import DaemonSettings, KVStoreMeshDaemon, start_daemon
 from apiserver.kvstoremesh._factories import etcd_connector
 from apiserver.kvstoremesh._ids import ClusterIDConflictError, ClusterIDs
 from apiserver.kvstoremesh._mesh import KVStoreMesh
@@ -53,8 +53,8 @@ __all__ = [
     "etcd_connector",
     "format_status",
     "render_clusters",
-    "run_until_signalled",
     "scan_config_dir",
+    "start_daemon",
     "status_from_json",
     "status_to_json",
 ]

@@ -2,24 +2,23 @@
 
 Start order: health server first (probes answer ``NotReady`` meanwhile), then the local etcd
 connection and lease manager, the optional heartbeat, the mesh (first config directory scan),
-the REST API and the metrics server. ``stop()`` undoes it in reverse order and never drains
+the REST API and the metrics server, each a part of a ``PartRunner``: ``stop()`` undoes them in
+reverse order -- every one, even when one fails or the start failed half-way -- and never drains
 caches: a restarted process takes them over. Usable in-process by tests (``port 0`` anywhere).
 """
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from apiserver._heap import freeze_after_bootstrap
 from apiserver._logging import get_logger
-from apiserver._tasks import cancel_and_wait
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstore import KVBackend
+from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import DEFAULT_LEASE_TTL, LeaseManager
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstore.ratelimit import APILimiter
 from apiserver.kvstoremesh._api import APIServer
 from apiserver.kvstoremesh._config import DEFAULT_API_SERVE_ADDR, MeshConfig
@@ -28,6 +27,7 @@ from apiserver.kvstoremesh._mesh import KVStoreMesh
 from apiserver.kvstoremesh._remote import Connector
 from apiserver.kvstoremesh._status import RemoteClusterStatus
 from apiserver.metrics import KVSTOREMESH_NAMESPACE, ApiLimiterMetrics, Metrics
+from apiserver.runner import PartRunner
 from apiserver.server import HealthServer, MetricsServer
 
 log = get_logger(__name__)
@@ -39,7 +39,7 @@ LOCAL_CONNECT_TIMEOUT = 900.0  # upstream initialConnectionTimeout: 15 minutes
 class DaemonSettings:
     cluster: ClusterInfo
     config_dir: str
-    kvstore_opts: Mapping[str, str]
+    kvstore: KVStoreOptions
     mesh: MeshConfig = field(default_factory=MeshConfig)
     lease_ttl: float = DEFAULT_LEASE_TTL
     enable_heartbeat: bool = False
@@ -59,14 +59,14 @@ class KVStoreMeshDaemon:
         self._given_backend = local_backend
         self.backend: KVBackend | None = None
         self.mesh: KVStoreMesh | None = None
-        self.limiter = APILimiter.for_batched_writes(settings.kvstore_opts)
+        self.limiter = APILimiter.for_batched_writes(settings.kvstore)
         self.limiter.observe(ApiLimiterMetrics(self.metrics))
         self.health = HealthServer(settings.health_port, ready=self.ready, host=settings.health_host)
         self.api = APIServer(settings.api_serve_addr, self._status)
         self.metrics_server = (MetricsServer(settings.prometheus_serve_addr, self.metrics.registry)
                                if settings.prometheus_serve_addr else None)
         self._leases: LeaseManager | None = None
-        self._heartbeat: Heartbeat | None = None
+        self._parts = PartRunner("kvstoremesh")
 
     def ready(self) -> bool:
         return self.mesh is not None and self.mesh.ready()
@@ -77,78 +77,50 @@ class KVStoreMeshDaemon:
     async def _connect_local(self) -> KVBackend:
         if self._given_backend is not None:
             return self._given_backend
-        from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-
-        config = EtcdConfig.from_kvstore_opts(self.settings.kvstore_opts)
+        config = EtcdConfig.from_options(self.settings.kvstore)
         log.info("Connecting to the local etcd", endpoints=",".join(config.endpoints))
         client: KVBackend = await EtcdClient.connect(config, timeout=self.settings.local_connect_timeout)
+        self._parts.on_stop("local etcd client", client.close)
         return client
 
     async def start(self) -> None:
-        s = self.settings
-        await self.health.start()
+        """Start every part, in order; whatever started is undone by ``stop()``, also after a
+        failed or cancelled start."""
+        s, parts = self.settings, self._parts
+        await parts.start("health server", self.health.start, self.health.stop)
         self.backend = await self._connect_local()
-        self._leases = LeaseManager(self.backend, s.lease_ttl, grant_ahead=True)
-        self._leases.start()
+        leases = self._leases = LeaseManager(self.backend, s.lease_ttl, grant_ahead=True)
+        leases.start()
+        parts.on_stop("leases", leases.stop)
         if s.enable_heartbeat:
-            self._heartbeat = Heartbeat(self.backend, self._leases, limiter=self.limiter, metrics=self.metrics)
-            self._heartbeat.start()
-        self.mesh = KVStoreMesh(
+            heartbeat = Heartbeat(self.backend, leases, limiter=self.limiter, metrics=self.metrics)
+            heartbeat.start()
+            parts.on_stop("heartbeat", heartbeat.stop)
+        mesh = self.mesh = KVStoreMesh(
             s.cluster, self.backend, metrics=self.metrics, connector=self._connector, config=s.mesh,
-            writer_factory=sync_store_writers(self.backend, self._leases, metrics=self.metrics,
+            writer_factory=sync_store_writers(self.backend, leases, metrics=self.metrics,
                                               limiter=self.limiter),
-            enforcer_factory=config_enforcers(self.backend, self._leases,
+            enforcer_factory=config_enforcers(self.backend, leases,
                                               interval=s.mesh.cluster_config_enforce_interval,
                                               metrics=self.metrics, limiter=self.limiter),
             on_bootstrap=self.limiter.bootstrap_complete)
-        await self.mesh.start(s.config_dir)
-        await self.api.start()
+        await parts.start("mesh", lambda: mesh.start(s.config_dir), mesh.stop)
+        await parts.start("REST API", self.api.start, self.api.stop)
         if self.metrics_server is not None:
-            await self.metrics_server.start()
+            await parts.start("metrics server", self.metrics_server.start, self.metrics_server.stop)
         log.info("KVStoreMesh started", cluster=s.cluster.name, cluster_id=s.cluster.id,
                  config_dir=s.config_dir)
 
     async def stop(self) -> None:
-        if self.metrics_server is not None:
-            await self.metrics_server.stop()
-        await self.api.stop()
-        if self.mesh is not None:
-            await self.mesh.stop()
-        if self._heartbeat is not None:
-            await self._heartbeat.stop()
-        if self._leases is not None:
-            await self._leases.stop()
-        if self.backend is not None and self.backend is not self._given_backend:
-            await self.backend.close()
-        await self.health.stop()
+        """Stop what ``start`` started, in reverse; never drains caches."""
+        await self._parts.stop()
         log.info("KVStoreMesh stopped")
 
 
-async def run_until_signalled(daemon: KVStoreMeshDaemon) -> None:
-    """Start the daemon, serve until SIGTERM/SIGINT, then stop it."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    # Start-up may wait long for the local etcd (up to 15 minutes): a signal must still stop it.
-    starting = asyncio.create_task(daemon.start(), name="kvstoremesh-start")
-    signalled = asyncio.create_task(stopping.wait(), name="kvstoremesh-signal")
-
-    async def bootstrapped() -> None:
-        await starting
-        assert daemon.mesh is not None
-        await daemon.mesh.wait_ready()
-
+async def start_daemon(runner: PartRunner, daemon: KVStoreMeshDaemon) -> None:
+    """The process: the daemon as one part of ``runner``, and the heap policy once it is ready."""
+    runner.on_stop("kvstoremesh", daemon.stop)
+    await daemon.start()
+    assert daemon.mesh is not None
     # This is the process's entry point: the place to set the process-wide collector policy.
-    freezer = asyncio.create_task(freeze_after_bootstrap(bootstrapped()), name="kvstoremesh-freeze-heap")
-    try:
-        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
-        if starting.done():
-            starting.result()  # a failed start-up raises here
-            await signalled
-        log.info("Signal received, shutting down")
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await cancel_and_wait(starting, signalled, freezer)
-        await daemon.stop()
+    runner.spawn("heap freezer", freeze_after_bootstrap(daemon.mesh.wait_ready()))

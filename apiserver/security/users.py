@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.security.filewatch import ContentWatcher, FileSnapshot, read_snapshot
 from apiserver.security.roles import remote_cluster_user
 from apiserver.security.users_config import (
@@ -183,13 +184,7 @@ class UsersManager:
         if task is None:
             return
         log.info("Stopping managing etcd users based on configuration", path=str(self.path))
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled ourselves, not just seeing our task's cancellation
+        await cancel_and_wait(task)
 
     @property
     def running(self) -> bool:

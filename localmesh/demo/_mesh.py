@@ -17,6 +17,7 @@ from apiserver.clustermesh.options import ExporterOptions
 from apiserver.ctl import facts_from, prerequisite_checks
 from apiserver.kube import KubeClient, KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from localmesh.kubesim import KubeSim
@@ -80,7 +81,7 @@ class SimulatedMesh:
         kubeconfig = sim.write_kubeconfig(self._workdir / f"{name}.kubeconfig")
         kube = await build_client(KubeOptions(kubeconfig_path=str(kubeconfig)))
         self._stack.push_async_callback(kube.close)
-        options = ExporterOptions(cluster=cluster.info, kvstore_opts={"etcd.address": etcd.endpoint})
+        options = ExporterOptions(cluster=cluster.info, kvstore=KVStoreOptions(address=etcd.endpoint))
         options.validate()
         backend = await EtcdClient.connect(EtcdConfig(endpoints=(etcd.endpoint,)))
         self._stack.push_async_callback(backend.close)
@@ -98,7 +99,7 @@ class SimulatedMesh:
                 (config_dir / peer.info.name).write_text(f"endpoints:\n- {peer.etcd.endpoint}\n")
         settings = DaemonSettings(
             cluster=cluster.info, config_dir=str(config_dir),
-            kvstore_opts={"etcd.address": cluster.etcd.endpoint},
+            kvstore=KVStoreOptions(address=cluster.etcd.endpoint),
             mesh=MeshConfig(per_cluster_ready_timeout=30.0),
             health_port=0, health_host="127.0.0.1", api_serve_addr="127.0.0.1:0")
         cluster.kvstoremesh = KVStoreMeshDaemon(settings, metrics=Metrics(KVSTOREMESH_NAMESPACE))

@@ -3,6 +3,8 @@
 It serves real HTTP(S) that kubernetes-asyncio and kubectl talk to: discovery, list with snapshots
 and paging, watch with bookmarks and 410 Expired, selectors, create/update/patch/delete with
 kube-apiserver's Status errors, and fault injection. It holds objects in memory only.
+``localmesh.kubesim.controllers`` runs Deployments, DaemonSets, a scheduler, Endpoints and LoadBalancer
+addresses against it; ``LocalClusters`` starts N such clusters with one kubeconfig.
 
     async with KubeSim() as sim:
         sim.apply({"apiVersion": "cilium.io/v2", "kind": "CiliumNode", "metadata": {"name": "n1"}})
@@ -11,6 +13,7 @@ kube-apiserver's Status errors, and fault injection. It holds objects in memory 
 
 from pathlib import Path
 
+from localmesh.kubesim._clusters import LocalCluster, LocalClusters
 from localmesh.kubesim._errors import KubeError
 from localmesh.kubesim._faults import Faults
 from localmesh.kubesim._resources import BUILTIN_RESOURCES, Column, Registry, ResourceType
@@ -30,6 +33,8 @@ __all__ = [
     "Faults",
     "KubeError",
     "KubeSim",
+    "LocalCluster",
+    "LocalClusters",
     "Registry",
     "ResourceType",
     "ServerTLS",

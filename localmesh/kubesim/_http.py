@@ -24,8 +24,9 @@ from localmesh.kubesim import _scale as scaling
 from localmesh.kubesim import _table as tables
 from localmesh.kubesim._api import Api, Deletion, parse_body
 from localmesh.kubesim._faults import Faults
+from localmesh.kubesim._podio import PodIO
 from localmesh.kubesim._resources import ResourceType
-from localmesh.kubesim._routing import Target, resolve
+from localmesh.kubesim._routing import POD_SUBRESOURCES, Target, resolve
 from localmesh.kubesim._selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from localmesh.kubesim._watch import Stored, Watcher
 
@@ -106,6 +107,13 @@ def _encoded(request: web.Request, raw_json: bytes, status: int) -> web.Response
     return _raw(raw_json, status)
 
 
+def _document(request: web.Request, doc: dict[str, Any]) -> web.Response:
+    """A document the emulator builds (not a stored object) in the form the client accepts."""
+    if protobuf.wants_protobuf(request.headers.get("Accept")):
+        return web.Response(body=protobuf.encode_document(doc), content_type=protobuf.PROTOBUF)
+    return _json(doc)
+
+
 def _dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     for value in values:
@@ -155,9 +163,10 @@ class HttpFrontend:
     """Builds the aiohttp application serving one ``Api``."""
 
     def __init__(self, api: Api, faults: Faults, *, bookmark_interval: float,
-                 server_address: Callable[[], str]) -> None:
+                 server_address: Callable[[], str], pod_io: PodIO | None = None) -> None:
         self.api = api
         self.faults = faults
+        self.pod_io = pod_io or PodIO(api, lambda: None)
         self.bookmark_interval = bookmark_interval
         self._server_address = server_address
         self.request_counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -231,6 +240,10 @@ class HttpFrontend:
             raise errors.path_not_found()
         if target.subresource == "scale" and target.name is not None:
             return await self._scale(request, target)
+        if target.subresource in POD_SUBRESOURCES and target.name is not None:
+            self.request_counts[(target.subresource, target.rt.plural)] += 1
+            await self.faults.before_request(target.rt.plural, "get")
+            return await self.pod_io.handle(request, target)
         verb = _verb(request, target)
         self.request_counts[(verb, target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, verb)
@@ -242,11 +255,14 @@ class HttpFrontend:
         self.request_counts[("scale", target.rt.plural)] += 1
         await self.faults.before_request(target.rt.plural, "update" if request.method != "GET" else "get")
         if request.method == "GET":
-            return _json(scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
+            return _document(request, scaling.scale_of(self.api.get(target.rt, target.namespace, target.name)))
         if request.method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(request.method)
-        return _json(scaling.update_scale(self.api, target.rt, target.namespace, target.name, request.method,
-                                          request.headers.get("Content-Type", ""), await request.read()))
+        body, content_type = await request.read(), request.headers.get("Content-Type", "")
+        if request.method == "PUT" and protobuf.is_protobuf(content_type):
+            body, content_type = orjson.dumps(protobuf.decode_scale(body)), _JSON
+        return _document(request, scaling.update_scale(self.api, target.rt, target.namespace, target.name,
+                                                       request.method, content_type, body))
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -406,7 +422,7 @@ class HttpFrontend:
             field_manager=request.query.get("fieldManager"))
         return self._render_one(request, target.rt, stored, 201 if created else 200)
 
-    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool, int | None]:
         dry_run = _dry_run(request)
         raw = await request.read()
         options: Any = {}
@@ -419,7 +435,8 @@ class HttpFrontend:
         if options.get("dryRun"):
             dry_run = True
         pre = options.get("preconditions")
-        return (pre if isinstance(pre, dict) else {}), dry_run
+        grace = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
+        return (pre if isinstance(pre, dict) else {}), dry_run, None if grace is None else int(grace)
 
     def _deleted_response(self, request: web.Request, rt: ResourceType, deletion: Deletion) -> web.Response:
         status = 200 if deletion.finished else 202
@@ -438,9 +455,9 @@ class HttpFrontend:
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
-        preconditions, dry_run = await self._delete_options(request)
+        preconditions, dry_run, grace = await self._delete_options(request)
         deletion = self.api.delete(target.rt, target.namespace, target.name, preconditions=preconditions,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, grace_period_seconds=grace)
         return self._deleted_response(request, target.rt, deletion)
 
     async def _deletecollection(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -450,10 +467,11 @@ class HttpFrontend:
             fields = parse_field_selector(q.get("fieldSelector"))
         except ValueError as exc:
             raise errors.bad_request(str(exc)) from None
-        _, dry_run = await self._delete_options(request)
+        _, dry_run, grace = await self._delete_options(request)
         rt = target.rt
         listed = self.api.list(rt, target.namespace, labels=labels, fields=fields)
-        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run).obj for s in listed.items]
+        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run, grace_period_seconds=grace).obj
+                   for s in listed.items]
         rv = {"resourceVersion": str(self.api.store.resource_version)}
         if protobuf.wants_protobuf(request.headers.get("Accept")):
             return web.Response(body=protobuf.encode_list(rt.api_version, rt.list_kind, rv, [s.raw for s in deleted]),

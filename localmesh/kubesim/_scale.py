@@ -51,7 +51,8 @@ def update_scale(api: Api, rt: ResourceType, namespace: str | None, name: str, m
                 raise errors.unsupported_media_type(content_type)
         except PatchError as exc:
             raise errors.KubeError(422, "Invalid", str(exc)) from None
-    replicas = (new.get("spec") or {}).get("replicas") if isinstance(new, dict) else None
+    # ScaleSpec.replicas is `json:"replicas,omitempty"`: absent means 0, as Go decodes it.
+    replicas = (new.get("spec") or {}).get("replicas", 0) if isinstance(new, dict) else None
     if not isinstance(replicas, int) or replicas < 0:
         raise errors.invalid(rt, name, "spec.replicas", "FieldValueInvalid",
                              f"Invalid value: {replicas}: must be greater than or equal to 0")

@@ -25,6 +25,8 @@ from localmesh.kubesim._api import Api
 from localmesh.kubesim._faults import Faults
 from localmesh.kubesim._http import HttpFrontend
 from localmesh.kubesim._kubeconfig import kubeconfig
+from localmesh.kubesim._node import NodeRuntime
+from localmesh.kubesim._podio import PodIO
 from localmesh.kubesim._resources import BUILTIN_RESOURCES, Registry, ResourceType
 from localmesh.kubesim._selectors import parse_field_selector, parse_label_selector
 from localmesh.kubesim._store import Store
@@ -51,8 +53,11 @@ class KubeSim:
         self.store = Store(history)
         self.api = Api(self.store, self.registry)
         self.faults = Faults(self._close_watches, self.store.compact)
+        # The node that runs the pods (a local kubelet), for pods/log and pods/exec; None: unreachable.
+        self.node_runtime: NodeRuntime | None = None
         self._http = HttpFrontend(self.api, self.faults, bookmark_interval=bookmark_interval,
-                                  server_address=lambda: f"{self._host}:{self._port}")
+                                  server_address=lambda: f"{self._host}:{self._port}",
+                                  pod_io=PodIO(self.api, lambda: self.node_runtime))
         self._runner: web.AppRunner | None = None
         self._host = ""
         self._port = 0

@@ -15,6 +15,7 @@ from apiserver.clustermesh.exporter import Exporter, ExporterTimings
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.kube import KubeClient, KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.metrics import Metrics
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
@@ -58,7 +59,7 @@ class Harness:
 
     async def start(self, *, wait_ready: bool = True, timings: ExporterTimings | None = None,
                     **overrides: Any) -> Exporter:
-        fields: dict[str, Any] = {"cluster": CLUSTER, "kvstore_opts": {"etcd.address": self.etcd.endpoint}}
+        fields: dict[str, Any] = {"cluster": CLUSTER, "kvstore": KVStoreOptions(address=self.etcd.endpoint)}
         fields.update(overrides)
         options = ExporterOptions(**fields)
         options.validate()

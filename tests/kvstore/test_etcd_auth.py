@@ -12,6 +12,7 @@ import pytest
 from apiserver.kvstore import PermissionDeniedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig, EtcdTLSError
 from apiserver.kvstore.etcd.auth import Grant, KeyRange, Permission
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.security.pki import generate_ca
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
 
@@ -80,7 +81,7 @@ async def test_bad_tls_files_are_reported_before_dialing(etcd_tls_shared: EtcdSe
 
 async def test_connect_from_kvstore_opts(etcd_tls_shared: EtcdServer, etcd_pki: EtcdTLS) -> None:
     path = etcd_pki.client_config("root", [etcd_tls_shared.endpoint])  # the etcd-config.yaml layout
-    config = EtcdConfig.from_kvstore_opts({"etcd.config": str(path), "etcd.qps": "100"})
+    config = EtcdConfig.from_options(KVStoreOptions.parse({"etcd.config": str(path), "etcd.qps": "100"}))
     async with await EtcdClient.connect(config) as client:
         assert (await client.status()).cluster_id == client.cluster_id
 

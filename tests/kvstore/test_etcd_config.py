@@ -12,6 +12,7 @@ from apiserver.kvstore.etcd import EtcdConfig, EtcdConfigError, EtcdTLSError
 from apiserver.kvstore.etcd._codec import encode_txn, prefix_end, prefix_range
 from apiserver.kvstore.etcd._transport import METHODS, channel_options, parse_endpoint
 from apiserver.kvstore.etcd.tls import load_tls_material
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
 from apiserver.security.pki import generate_ca, issue_cert
 
@@ -34,40 +35,38 @@ def test_yaml_upstream_layout(tmp_path: Path) -> None:
     assert cfg.config_file == str(path)
 
 
-def test_kvstore_opts_parse_every_option(tmp_path: Path) -> None:
+def test_from_options_reads_the_file_and_the_connection_options(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("endpoints: [http://127.0.0.1:2379]\nca-file: /ca.crt\n")
-    cfg = EtcdConfig.from_kvstore_opts({
+    cfg = EtcdConfig.from_options(KVStoreOptions.parse({
         "etcd.config": str(path), "etcd.qps": "100", "etcd.bootstrapQps": "10000", "etcd.maxInflight": "10",
         "etcd.limit": "128", "etcd.keepaliveHeartbeat": "2s", "etcd.keepaliveTimeout": "1m",
-    })
+    }))
+    assert cfg.endpoints == ("http://127.0.0.1:2379",)
     assert cfg.trusted_ca_file == "/ca.crt"  # the older "ca-file" spelling
-    assert (cfg.qps, cfg.bootstrap_qps, cfg.max_inflight, cfg.list_limit) == (100.0, 10000.0, 10, 128)
     assert (cfg.keepalive_heartbeat, cfg.keepalive_timeout) == (2.0, 60.0)
     # etcd refuses pings more often than every 5 s, whatever was asked for.
     assert cfg.grpc_keepalive_interval == 5.0
     assert dict(channel_options(cfg))["grpc.keepalive_time_ms"] == 5000
 
 
-def test_kvstore_opts_address_and_defaults() -> None:
-    cfg = EtcdConfig.from_kvstore_opts({"etcd.address": "http://127.0.0.1:4001"})
+def test_from_options_address_replaces_the_files_endpoints(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("endpoints: [http://127.0.0.1:2379]\ndial-keep-alive-time: 7s\n")
+    cfg = EtcdConfig.from_options(KVStoreOptions(config_file=str(path), address="http://127.0.0.1:4001"))
     assert cfg.endpoints == ("http://127.0.0.1:4001",)
-    assert (cfg.qps, cfg.bootstrap_qps, cfg.effective_max_inflight, cfg.list_limit) == (20.0, None, 20, 256)
+    assert cfg.keepalive_heartbeat == 7.0  # the file's, as no option overrides it
+
+
+def test_from_options_address_and_defaults() -> None:
+    cfg = EtcdConfig.from_options(KVStoreOptions(address="http://127.0.0.1:4001"))
+    assert cfg.endpoints == ("http://127.0.0.1:4001",)
     assert (cfg.keepalive_heartbeat, cfg.keepalive_timeout) == (15.0, 25.0)
 
 
-@pytest.mark.parametrize(("opts", "message"), [
-    pytest.param({}, "etcd.config or etcd.address", id="neither"),
-    pytest.param({"etcd.address": "x", "etcd.qsp": "1"}, "unknown kvstore option", id="typo"),
-    pytest.param({"etcd.address": "x", "etcd.qps": "fast"}, "etcd.qps", id="qps-not-number"),
-    pytest.param({"etcd.address": "x", "etcd.maxInflight": "0"}, "must be positive", id="inflight-zero"),
-    pytest.param({"etcd.address": "x", "etcd.limit": "1.5"}, "etcd.limit", id="limit-not-int"),
-    pytest.param({"etcd.address": "x", "etcd.keepaliveTimeout": "soon"}, "invalid duration", id="bad-duration"),
-    pytest.param({"etcd.config": "/nonexistent/etcd.yaml"}, "does not exist", id="missing-file"),
-])
-def test_kvstore_opts_errors(opts: dict[str, str], message: str) -> None:
-    with pytest.raises(EtcdConfigError, match=message):
-        EtcdConfig.from_kvstore_opts(opts)
+def test_from_options_missing_file() -> None:
+    with pytest.raises(EtcdConfigError, match="does not exist"):
+        EtcdConfig.from_options(KVStoreOptions(config_file="/nonexistent/etcd.yaml"))
 
 
 @pytest.mark.parametrize(("text", "message"), [

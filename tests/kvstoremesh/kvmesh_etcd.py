@@ -17,6 +17,7 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig, parse_cluster_config
 from apiserver.kvstore import Put
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from localmesh.testing.etcd import EtcdServer
 
@@ -142,7 +143,7 @@ class Mesh:
         self.dir.mkdir()
         self.local = local
         self.settings = DaemonSettings(
-            cluster=cluster, config_dir=str(self.dir), kvstore_opts={"etcd.address": local.endpoint},
+            cluster=cluster, config_dir=str(self.dir), kvstore=KVStoreOptions(address=local.endpoint),
             mesh=config, enable_heartbeat=enable_heartbeat, health_port=0, health_host="127.0.0.1",
             api_serve_addr="127.0.0.1:0", prometheus_serve_addr="127.0.0.1:0")
         self.daemon = KVStoreMeshDaemon(self.settings)

@@ -36,7 +36,7 @@ def test_helm_arguments_are_accepted(tmp_path: Path) -> None:
     settings = settings_from_args(args)  # type: ignore[arg-type]
     assert settings.cluster.name == "cluster1" and settings.health_port == 9881
     assert settings.prometheus_serve_addr == ":9964" and settings.enable_heartbeat is False
-    assert settings.kvstore_opts["etcd.maxInflight"] == "10"
+    assert (settings.kvstore.qps, settings.kvstore.bootstrap_qps, settings.kvstore.max_inflight) == (100, 10000, 10)
     assert settings.mesh.cache_ttl == 0 and settings.mesh.drain_grace_period == 180
 
 
@@ -55,6 +55,17 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.mesh.per_cluster_ready_timeout == 90
 
 
+@pytest.mark.parametrize(("limit", "page_size"), [
+    pytest.param(None, 256, id="default"), pytest.param("128", 128, id="set"),
+    pytest.param("+5", 5, id="go-sign"), pytest.param("0", 0, id="zero-unpaged"),
+])
+def test_etcd_limit_is_the_remote_page_size(tmp_path: Path, limit: str | None, page_size: int) -> None:
+    extra = [] if limit is None else ["--kvstore-opt", f"etcd.limit={limit}"]
+    args = parse("--cluster-name=c1", "--cluster-id=7", f"--clustermesh-config={tmp_path}",
+                 "--kvstore-opt", "etcd.address=http://127.0.0.1:2379", *extra)
+    assert settings_from_args(args).mesh.list_page_size == page_size  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     pytest.param(["--cluster-id=0"], "invalid cluster-id 0", id="id-zero"),
     pytest.param(["--cluster-id=256"], "invalid cluster-id 256", id="id-too-big"),
@@ -65,12 +76,12 @@ def test_defaults(tmp_path: Path) -> None:
     pytest.param(["--kvstore=consul"], "only etcd", id="kvstore"),
     pytest.param(["--kvstore-opt", "etcd.config=/nonexistent.yaml"], "does not exist", id="etcd-config"),
     pytest.param(["--kvstore-opt", "etcd.qps=fast"], "etcd.qps", id="qps"),
-    pytest.param(["--kvstore-opt", "etcd.bogus=1"], "unknown kvstore option", id="unknown-opt"),
+    pytest.param(["--kvstore-opt", "etcd.bogus=1"], "unknown kvstore configuration key", id="unknown-opt"),
     pytest.param(["--kvstore-lease-ttl=1s"], "--kvstore-lease-ttl", id="lease-ttl"),
     pytest.param(["--api-serve-addr=nowhere"], "invalid listen address", id="api-addr"),
     pytest.param(["--clustermesh-cache-ttl=-1s"], "must not be negative", id="negative-ttl"),
 ])
-def test_invalid_flags_exit_1_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_invalid_flags_exit_2_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    argv: list[str], message: str) -> None:
     base = {"--cluster-name": "c1", "--cluster-id": "1", "--clustermesh-config": str(tmp_path)}
     for arg in argv:
@@ -80,7 +91,7 @@ def test_invalid_flags_exit_1_with_a_clear_message(tmp_path: Path, capsys: pytes
         full += ["--kvstore-opt", "etcd.address=http://127.0.0.1:1"]
     code = cli_main(["kvstoremesh", *full, *argv])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert message in err and err.startswith("Error: ")
     assert list(tmp_path.iterdir()) == []  # nothing written
 

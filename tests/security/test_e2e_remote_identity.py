@@ -19,6 +19,7 @@ from apiserver.clustermesh.options import ExporterOptions
 from apiserver.kube import KubeOptions, build_client
 from apiserver.kvstore import PermissionDeniedError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from apiserver.security.users import UsersManager
@@ -74,8 +75,9 @@ async def test_kvstoremesh_mirrors_a_remote_with_a_read_only_identity(tmp_path: 
             sim.apply(obj)
         kube = await build_client(KubeOptions(kubeconfig_path=str(sim.write_kubeconfig(tmp_path / "c1.kubeconfig"))))
         stack.push_async_callback(kube.close)
-        options = ExporterOptions(cluster=C1, kvstore_opts={"etcd.config": str(pki / "admin-c1" / "etcd-config.yaml")})
-        admin = await EtcdClient.connect(EtcdConfig.from_kvstore_opts(options.kvstore_opts))
+        admin_config = str(pki / "admin-c1" / "etcd-config.yaml")
+        options = ExporterOptions(cluster=C1, kvstore=KVStoreOptions(config_file=admin_config))
+        admin = await EtcdClient.connect(EtcdConfig.from_options(options.kvstore))
         stack.push_async_callback(admin.close)
         exporter = Exporter(options, admin, kube, Metrics(APISERVER_NAMESPACE))
         await exporter.start()
@@ -87,7 +89,7 @@ async def test_kvstoremesh_mirrors_a_remote_with_a_read_only_identity(tmp_path: 
         await c2_etcd.start()
         remote_file = helm_kvstoremesh_secret(tmp_path / "c2-clustermesh", pki / identity, c1_etcd.client_url)
         daemon = KVStoreMeshDaemon(DaemonSettings(
-            cluster=C2, config_dir=str(remote_file.parent), kvstore_opts={"etcd.address": c2_etcd.endpoint},
+            cluster=C2, config_dir=str(remote_file.parent), kvstore=KVStoreOptions(address=c2_etcd.endpoint),
             mesh=MeshConfig(per_cluster_ready_timeout=30.0), health_port=0, health_host="127.0.0.1",
             api_serve_addr="127.0.0.1:0"), metrics=Metrics(KVSTOREMESH_NAMESPACE))
         await daemon.start()

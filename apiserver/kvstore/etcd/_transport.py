@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from apiserver._logging import get_logger
+from apiserver._tasks import cancel_and_wait
 from apiserver.kvstore._backend import UnavailableError
 from apiserver.kvstore.etcd.config import EtcdConfig, EtcdConfigError
 from apiserver.kvstore.etcd.tls import load_tls_material
@@ -230,8 +231,6 @@ class Transport:
             current.retired = True
             await current.channel.close(None)
         retiring, self._retiring = dict(self._retiring), {}
-        for task in retiring:
-            task.cancel()
-        await asyncio.gather(*retiring, return_exceptions=True)
+        await cancel_and_wait(*retiring)
         for channel in retiring.values():
             await channel.close(None)

@@ -1,8 +1,8 @@
 """``EtcdConfig``: where etcd is and how to authenticate, from the etcd client YAML or ``--kvstore-opt``.
 
 The YAML is the file upstream mounts as ``etcd.config`` (``endpoints``, ``trusted-ca-file``,
-``cert-file``, ``key-file``, ...). The ``etcd.*`` options are Cilium's ``--kvstore-opt`` keys (spec
-section 2); the rate-limit values are only parsed here, the sync store enforces them.
+``cert-file``, ``key-file``, ...); ``from_options`` adds what ``--kvstore-opt`` says about the
+connection (``apiserver.kvstore.options`` parses it).
 
 Pure parsing plus file reads; certificate files are *not* read here (see ``tls``), so that
 rotated Secrets are picked up whenever a connection is made.
@@ -23,19 +23,9 @@ import yaml
 
 from apiserver.goflags import go_bool, go_duration
 from apiserver.kvstore._backend import KVStoreError
+from apiserver.kvstore.options import KVStoreOptions
 
 __all__ = ["EtcdConfig", "EtcdConfigError"]
-
-OPT_CONFIG = "etcd.config"
-OPT_ADDRESS = "etcd.address"
-OPT_QPS = "etcd.qps"
-OPT_BOOTSTRAP_QPS = "etcd.bootstrapQps"
-OPT_MAX_INFLIGHT = "etcd.maxInflight"
-OPT_LIMIT = "etcd.limit"
-OPT_KEEPALIVE_HEARTBEAT = "etcd.keepaliveHeartbeat"
-OPT_KEEPALIVE_TIMEOUT = "etcd.keepaliveTimeout"
-KNOWN_OPTS = frozenset({OPT_CONFIG, OPT_ADDRESS, OPT_QPS, OPT_BOOTSTRAP_QPS, OPT_MAX_INFLIGHT, OPT_LIMIT,
-                        OPT_KEEPALIVE_HEARTBEAT, OPT_KEEPALIVE_TIMEOUT})
 
 # etcd's server refuses client pings more frequent than this (--grpc-keepalive-min-time): GOAWAY.
 MIN_KEEPALIVE_INTERVAL = 5.0
@@ -47,7 +37,7 @@ class EtcdConfigError(KVStoreError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EtcdConfig:
-    """Connection settings. Durations are seconds. ``None`` rate limits mean "not set"."""
+    """Connection settings. Durations are seconds."""
 
     endpoints: tuple[str, ...]
     trusted_ca_file: str | None = None
@@ -60,10 +50,6 @@ class EtcdConfig:
     request_timeout: float = 30.0
     keepalive_heartbeat: float = 15.0
     keepalive_timeout: float = 25.0
-    qps: float = 20.0
-    bootstrap_qps: float | None = None
-    max_inflight: int | None = None  # upstream: defaults to qps
-    list_limit: int = 256
     # ``cilium-host-aliases``: hostname -> IPs dialed instead of resolving it (the certificate is
     # still checked against the hostname), as Cilium's dialer does for ``<peer>.mesh.cilium.io``.
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -78,7 +64,7 @@ class EtcdConfig:
             # grpc-python cannot switch off certificate verification; refusing is safer than
             # silently verifying (and failing) or silently trusting.
             raise EtcdConfigError(f"insecure-skip-tls-verify is not supported; set trusted-ca-file{self._origin()}")
-        for name in ("dial_timeout", "request_timeout", "keepalive_heartbeat", "keepalive_timeout", "qps"):
+        for name in ("dial_timeout", "request_timeout", "keepalive_heartbeat", "keepalive_timeout"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise EtcdConfigError(f"{name} must be a positive number, got {value!r}{self._origin()}")
@@ -89,10 +75,6 @@ class EtcdConfig:
     @property
     def uses_client_cert(self) -> bool:
         return self.cert_file is not None
-
-    @property
-    def effective_max_inflight(self) -> int:
-        return self.max_inflight if self.max_inflight is not None else max(1, int(self.qps))
 
     @property
     def grpc_keepalive_interval(self) -> float:
@@ -126,54 +108,19 @@ class EtcdConfig:
         return cls(**fields)
 
     @classmethod
-    def from_kvstore_opts(cls, opts: Mapping[str, str]) -> EtcdConfig:
-        """From ``--kvstore-opt`` pairs: ``etcd.config`` (file) and/or ``etcd.address`` (which then
-        replaces the file's endpoints), plus the rate-limit and keepalive options."""
-        unknown = sorted(set(opts) - KNOWN_OPTS)
-        if unknown:
-            raise EtcdConfigError(f"unknown kvstore option(s) {', '.join(unknown)}; "
-                                  f"known: {', '.join(sorted(KNOWN_OPTS))}")
+    def from_options(cls, options: KVStoreOptions) -> EtcdConfig:
+        """From the parsed ``--kvstore-opt``: the file of ``etcd.config`` (read here), with
+        ``etcd.address`` replacing its endpoints and the keepalive options its keepalives."""
         overrides: dict[str, Any] = {}
-        if opts.get(OPT_ADDRESS):
-            overrides["endpoints"] = (opts[OPT_ADDRESS],)
-        if OPT_QPS in opts:
-            overrides["qps"] = _positive(opts, OPT_QPS, float)
-        if OPT_BOOTSTRAP_QPS in opts:
-            overrides["bootstrap_qps"] = _positive(opts, OPT_BOOTSTRAP_QPS, float)
-        if OPT_MAX_INFLIGHT in opts:
-            overrides["max_inflight"] = _positive(opts, OPT_MAX_INFLIGHT, int)
-        if OPT_LIMIT in opts:
-            overrides["list_limit"] = _positive(opts, OPT_LIMIT, int)
-        if OPT_KEEPALIVE_HEARTBEAT in opts:
-            overrides["keepalive_heartbeat"] = _duration_opt(opts, OPT_KEEPALIVE_HEARTBEAT)
-        if OPT_KEEPALIVE_TIMEOUT in opts:
-            overrides["keepalive_timeout"] = _duration_opt(opts, OPT_KEEPALIVE_TIMEOUT)
-        if opts.get(OPT_CONFIG):
-            return cls.from_yaml(opts[OPT_CONFIG], **overrides)
-        if "endpoints" not in overrides:
-            raise EtcdConfigError(f"kvstore options need {OPT_CONFIG} or {OPT_ADDRESS}")
+        if options.address:
+            overrides["endpoints"] = (options.address,)
+        if options.keepalive_heartbeat is not None:
+            overrides["keepalive_heartbeat"] = options.keepalive_heartbeat
+        if options.keepalive_timeout is not None:
+            overrides["keepalive_timeout"] = options.keepalive_timeout
+        if options.config_file:
+            return cls.from_yaml(options.config_file, **overrides)
         return cls(**overrides)
-
-
-def _positive(opts: Mapping[str, str], key: str, kind: type[int] | type[float]) -> Any:
-    raw = opts[key]
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise EtcdConfigError(f"kvstore option {key}={raw!r}: not a valid {kind.__name__}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise EtcdConfigError(f"kvstore option {key}={raw!r}: must be positive")
-    return value
-
-
-def _duration_opt(opts: Mapping[str, str], key: str) -> float:
-    try:
-        value = go_duration(opts[key])
-    except argparse.ArgumentTypeError as exc:
-        raise EtcdConfigError(f"kvstore option {key}: {exc}") from None
-    if value <= 0:
-        raise EtcdConfigError(f"kvstore option {key}={opts[key]!r}: must be positive")
-    return value
 
 
 def _yaml_duration(value: object, key: str, source: str) -> float:

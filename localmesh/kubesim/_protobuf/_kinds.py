@@ -16,7 +16,7 @@ from localmesh.kubesim._protobuf._codec import Codec
 from localmesh.kubesim._protobuf._core import CORE, POD
 from localmesh.kubesim._protobuf._meta import META
 from localmesh.kubesim._protobuf._schema import Message, check, parse
-from localmesh.kubesim._protobuf._workloads import APPS, COORDINATION, DISCOVERY, EVENTS
+from localmesh.kubesim._protobuf._workloads import APPS, AUTOSCALING, COORDINATION, DISCOVERY, EVENTS
 
 MAGIC = b"k8s\x00"
 # How Go prints the prefix in kube-apiserver's error ("expected prefix [107 56 115 0]").
@@ -50,7 +50,7 @@ OBJECT_KINDS: dict[tuple[str, str], str] = {
 
 def _build() -> tuple[dict[str, Message], dict[tuple[str, str], str]]:
     messages: dict[str, Message] = {}
-    for text in (META, CORE, POD, APPS, DISCOVERY, COORDINATION, EVENTS, ACCESS):
+    for text in (META, CORE, POD, APPS, AUTOSCALING, DISCOVERY, COORDINATION, EVENTS, ACCESS):
         parse(text, messages)
     kinds = dict(OBJECT_KINDS)
     for (api_version, kind), name in OBJECT_KINDS.items():
@@ -58,6 +58,7 @@ def _build() -> tuple[dict[str, Message], dict[tuple[str, str], str]]:
         parse(f"= {name}List\n1 metadata ListMeta\n2 items [{name}]!\n", messages)
         kinds[(api_version, kind + "List")] = name + "List"
     kinds[("v1", "Status")] = "Status"
+    kinds[("autoscaling/v1", "Scale")] = "Scale"
     check(messages)
     return messages, kinds
 

@@ -94,6 +94,11 @@ def decode_delete_options(body: bytes) -> dict[str, Any]:
     return _decode("DeleteOptions", body)
 
 
+def decode_scale(body: bytes) -> dict[str, Any]:
+    """A PUT body of the scale subresource (autoscaling/v1 Scale)."""
+    return _decode("Scale", body)
+
+
 def _decode(expected_kind: str, body: bytes) -> dict[str, Any]:
     try:
         envelope = unwrap(body)
@@ -131,7 +136,11 @@ def _encode(api_version: str, kind: str, doc: dict[str, Any]) -> bytes:
 
 def encode_object(raw_json: bytes) -> bytes:
     """A stored object (JSON) as a protobuf response body; 406 when it has no protobuf form here."""
-    doc = orjson.loads(raw_json)
+    return encode_document(orjson.loads(raw_json))
+
+
+def encode_document(doc: dict[str, Any]) -> bytes:
+    """A JSON document with apiVersion and kind as a protobuf response body."""
     return wrap(doc["apiVersion"], doc["kind"], _encode(doc["apiVersion"], doc["kind"], doc))
 
 

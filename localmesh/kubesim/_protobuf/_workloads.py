@@ -152,6 +152,21 @@ DISCOVERY = """
 4 appProtocol s*
 """
 
+# autoscaling/v1 Scale, the scale subresource's body (client-go's UpdateScale PUTs it as protobuf).
+AUTOSCALING = """
+= Scale
+1 metadata ObjectMeta
+2 spec ScaleSpec
+3 status ScaleStatus
+
+= ScaleSpec
+1 replicas i32
+
+= ScaleStatus
+1 replicas i32!
+2 selector s
+"""
+
 COORDINATION = """
 = Lease
 1 metadata ObjectMeta

@@ -26,6 +26,7 @@ from localmesh.kubesim.controllers._deployment import DeploymentController
 from localmesh.kubesim.controllers._endpoints import EndpointsController, EndpointSliceController
 from localmesh.kubesim.controllers._gc import GarbageCollector
 from localmesh.kubesim.controllers._loadbalancer import AddressPool, LoadBalancerController
+from localmesh.kubesim.controllers._namespaces import NamespaceBootstrap
 from localmesh.kubesim.controllers._scheduler import Scheduler
 
 log = get_logger(__name__)
@@ -34,11 +35,13 @@ DEFAULT_LB_POOL = "172.19.255.0/28"
 
 
 class ControllerManager:
-    """Deployment, DaemonSet, scheduler, Endpoints, EndpointSlice, garbage collector and LoadBalancer
-    controllers over one ``KubeSim``. ``clock`` (seconds since the epoch) is for tests that move time."""
+    """Deployment, DaemonSet, scheduler, Endpoints, EndpointSlice, garbage collector, namespace bootstrap
+    (``default`` ServiceAccount, ``kube-root-ca.crt`` with ``root_ca``) and LoadBalancer controllers over
+    one ``KubeSim`` (``lb_pool`` None: no LoadBalancer controller). ``clock`` (seconds since the epoch) is
+    for tests that move time."""
 
     def __init__(self, sim: KubeSim, *, lb_pool: str | AddressPool | None = DEFAULT_LB_POOL,
-                 clock: Callable[[], float] = time.time) -> None:
+                 root_ca: bytes | None = None, clock: Callable[[], float] = time.time) -> None:
         self.sim = sim
         self.cluster = Cluster(sim.api, clock)
         pool = AddressPool(lb_pool) if isinstance(lb_pool, str) else lb_pool
@@ -47,7 +50,7 @@ class ControllerManager:
         self.controllers: list[Controller] = [
             self.deployments, DaemonSetController(self.cluster), Scheduler(self.cluster),
             EndpointsController(self.cluster), EndpointSliceController(self.cluster),
-            GarbageCollector(self.cluster),
+            GarbageCollector(self.cluster), NamespaceBootstrap(self.cluster, root_ca),
         ]
         if self.loadbalancer is not None:
             self.controllers.append(self.loadbalancer)

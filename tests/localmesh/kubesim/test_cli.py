@@ -54,7 +54,8 @@ async def test_standalone_process(tmp_path: Path) -> None:
             async with http.get(f"{server}/api/v1/namespaces/extra") as resp:
                 assert resp.status == 200
         assert [n["metadata"]["name"] for n in nodes["items"]] == ["seeded"]
-        assert [s["metadata"]["name"] for s in services["items"]] == ["web"]
+        # Beside the seeded one, the kubernetes Service every cluster has.
+        assert [s["metadata"]["name"] for s in services["items"]] == ["kubernetes", "web"]
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 10)
         assert proc.returncode == 0
