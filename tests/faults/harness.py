@@ -26,6 +26,7 @@ from apiserver.clustermesh.verify import verify_export
 from apiserver.kube import KubeOptions, build_client
 from apiserver.kvstore.drift import DriftReport
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.options import KVStoreOptions
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
 
@@ -164,7 +165,7 @@ class World:
         self.sim = sim
 
     async def drift(self) -> DriftReport:
-        options = ExporterOptions(cluster=CLUSTER, kvstore_opts={"etcd.address": self.etcd.endpoint})
+        options = ExporterOptions(cluster=CLUSTER, kvstore=KVStoreOptions(address=self.etcd.endpoint))
         kube = await build_client(KubeOptions(kubeconfig_path=str(self.kubeconfig)))
         try:
             etcd = await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)), timeout=10,
@@ -182,21 +183,22 @@ class World:
         return the seconds it took (from ``since``, a ``time.monotonic()`` reading taken when the
         fault was injected, if given); then ``clustermesh-dbg verify`` must agree (exit 0)."""
         started = time.monotonic() if since is None else since
-        last: list[DriftReport] = []
+        last: list[str] = []
 
         async def equal() -> bool:
             try:
                 report = await self.drift()
-            except Exception:
+            except Exception as exc:
+                last[:] = [f"verify failed: {exc!r}"]
                 return False
-            last[:] = [report]
+            last[:] = [report.text()]
             return report.equal and (exporter is None or await exporter.ready())
 
         try:
             await poll(equal, f"{scenario}: verify equal", deadline)
         except AssertionError as exc:
-            detail = last[0].text() if last else "no report"
-            raise AssertionError(f"{exc}\n{detail}") from None
+            tail = exporter.logs()[-3000:] if exporter is not None else ""
+            raise AssertionError(f"{exc}\n{last[0] if last else 'no report'}\n{tail}") from None
         seconds = time.monotonic() - started
         RESULTS[scenario] = seconds
         code, out = await self.verify_cli()
