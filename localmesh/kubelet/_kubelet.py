@@ -31,6 +31,7 @@ from localmesh.kubelet._net import ClusterNetwork
 from localmesh.kubelet._pod import Pod
 from localmesh.kubelet._state import RunState, sweep, undo
 from localmesh.kubelet._sys import require_root
+from localmesh.kubesim import KubeSim
 from localmesh.kubesim._node import ContainerNotFoundError
 
 log = get_logger(__name__)
@@ -127,6 +128,12 @@ class Kubelet:
         if runner is not None:
             await runner.stop()
             log.info("Local kubelet stopped", node=self.node_name)
+
+    def serve(self, sim: KubeSim) -> None:
+        """Be the node of an in-process ``sim``: its ``pods/log`` and ``pods/exec`` reach this kubelet, and
+        deleting a running pod becomes graceful (the pod stays, marked, until this kubelet stopped it)."""
+        sim.node_runtime = self
+        sim.api.graceful_pods = True
 
     async def __aenter__(self) -> Kubelet:
         await self.start()
