@@ -146,8 +146,10 @@ class TemporaryEtcd:
         cmd = self.launch.command()
         # Our own ETCD_* variables would silently override the flags above.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
-        # Owned by this object and closed in stop(): it must outlive this method.
-        self._output = tempfile.TemporaryFile(prefix="etcdinit-")  # noqa: SIM115
+        # Owned by this object and closed in stop(): it must outlive this method. Kept in the data
+        # directory, the init container's only writable path (the pod's root file system is
+        # read-only); the file is anonymous there, so etcd never sees it.
+        self._output = tempfile.TemporaryFile(prefix="etcdinit-", dir=self.launch.data_dir)  # noqa: SIM115
         log.debug("Executing etcd", etcdBinary=self.launch.binary, etcdFlags=" ".join(cmd[1:]))
         try:
             self._proc = await asyncio.create_subprocess_exec(
