@@ -92,9 +92,35 @@ async def test_deploy_base_runs_and_etcd_answers_on_the_external_ip(
 
     config = EtcdConfig(endpoints=(f"https://{lb_ip}:2379",), trusted_ca_file=str(pki / "admin-c1" / "ca.crt"),
                         cert_file=str(pki / "admin-c1" / "tls.crt"), key_file=str(pki / "admin-c1" / "tls.key"))
-    etcd = await EtcdClient.connect(config, timeout=30)
+    first_cluster_id = await _exported(config)
+
+    # The pod goes: the Deployment replaces it, with a fresh etcd (a new emptyDir) that the exporter of
+    # the new pod fills again; the external IP follows the new pod.
+    await cluster.kubectl("-n", NS, "delete", "pod", pod["metadata"]["name"], "--wait=false")
+
+    def replaced() -> bool:
+        pods = cluster.sim.list("v1", "Pod", NS, label_selector="k8s-app=clustermesh-apiserver")
+        return len(pods) == 1 and pods[0]["metadata"]["uid"] != pod["metadata"]["uid"] and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in pods[0]["status"].get("conditions") or [])
+
+    await eventually(replaced, within=240)
+    assert await _exported(config) != first_cluster_id  # etcd's cluster token is the pod's uid
+
+
+async def _exported(config: EtcdConfig) -> int:
+    """Connect over mTLS and wait for the exporter's cluster config; returns the etcd cluster's ID."""
+
+    async def connected() -> EtcdClient | None:
+        try:
+            return await EtcdClient.connect(config, timeout=5)
+        except Exception:
+            return None
+
+    etcd: EtcdClient = await eventually(connected, within=120)
     try:
         cluster_config = await eventually(lambda: etcd.get("cilium/cluster-config/c1"), within=120)
         assert orjson.loads(cluster_config.value)["id"] == 1
+        assert etcd.cluster_id is not None
+        return etcd.cluster_id
     finally:
         await etcd.close()
