@@ -76,12 +76,12 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     tls = ServerTLS.self_signed(tmp_path / "tls")
     sim = KubeSim()
     await sim.start(tls=tls)
-    sim.api.graceful_pods = True
     kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
     client = await build_client(KubeOptions(kubeconfig_path=str(kubeconfig)))
     config = KubeletConfig(node_name=NODE, api_ca_pem=tls.ca_pem() or b"",
                            backoff=BackoffPolicy(initial=0.5, maximum=2.0, reset_after=600.0))
     kubelet = Kubelet(client.api_client, config, api_address=("127.0.0.1", sim.port))
+    kubelet.serve(sim)
     await kubelet.start()
     try:
         yield Cluster(sim, kubelet, kubeconfig)
