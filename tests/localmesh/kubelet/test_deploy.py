@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import random
 import sys
 from collections.abc import AsyncIterator
@@ -16,9 +17,8 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from apiserver.kube import KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
-from localmesh.kubelet import Kubelet, KubeletConfig
+from localmesh.kubelet import local_kubelet
 from localmesh.kubesim import KubeSim, ServerTLS
 from localmesh.kubesim.controllers import ControllerManager
 from tests.localmesh.kubelet.conftest import Cluster, eventually
@@ -29,29 +29,19 @@ NS = "kube-system"
 
 @pytest_asyncio.fixture
 async def mesh_cluster(tmp_path: Path) -> AsyncIterator[tuple[Cluster, str]]:
-    import os
     if os.geteuid() != 0:
         pytest.skip("the local kubelet needs root")
     lb_ip = str(ipaddress.IPv4Address("10.204.0.0") + random.randrange(1, 65535))
-    tls = ServerTLS.self_signed(tmp_path / "tls")
     sim = KubeSim()
-    await sim.start(tls=tls)
-    kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
+    await sim.start(tls=ServerTLS.self_signed(tmp_path / "tls"))
     manager = ControllerManager(sim, lb_pool=f"{lb_ip}/32")
     await manager.start()
-    client = await build_client(KubeOptions(kubeconfig_path=str(kubeconfig)))
-    kubelet = Kubelet(client.api_client, KubeletConfig(node_name="c1-node", api_ca_pem=tls.ca_pem() or b""),
-                      api_address=("127.0.0.1", sim.port))
-    kubelet.serve(sim)
-    await kubelet.start()
     try:
-        yield Cluster(sim, kubelet, kubeconfig), lb_ip
+        async with local_kubelet(sim, node_name="c1-node", workdir=tmp_path) as kubelet:
+            yield Cluster(sim, kubelet, tmp_path / "c1-node.kubeconfig"), lb_ip
     finally:
-        await kubelet.stop()
-        await client.close()
         await manager.stop()
         await sim.stop()
-
 
 async def _run(*argv: str) -> str:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -92,9 +82,35 @@ async def test_deploy_base_runs_and_etcd_answers_on_the_external_ip(
 
     config = EtcdConfig(endpoints=(f"https://{lb_ip}:2379",), trusted_ca_file=str(pki / "admin-c1" / "ca.crt"),
                         cert_file=str(pki / "admin-c1" / "tls.crt"), key_file=str(pki / "admin-c1" / "tls.key"))
-    etcd = await EtcdClient.connect(config, timeout=30)
+    first_cluster_id = await _exported(config)
+
+    # The pod goes: the Deployment replaces it, with a fresh etcd (a new emptyDir) that the exporter of
+    # the new pod fills again; the external IP follows the new pod.
+    await cluster.kubectl("-n", NS, "delete", "pod", pod["metadata"]["name"], "--wait=false")
+
+    def replaced() -> bool:
+        pods = cluster.sim.list("v1", "Pod", NS, label_selector="k8s-app=clustermesh-apiserver")
+        return len(pods) == 1 and pods[0]["metadata"]["uid"] != pod["metadata"]["uid"] and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in pods[0]["status"].get("conditions") or [])
+
+    await eventually(replaced, within=240)
+    assert await _exported(config) != first_cluster_id  # etcd's cluster token is the pod's uid
+
+
+async def _exported(config: EtcdConfig) -> int:
+    """Connect over mTLS and wait for the exporter's cluster config; returns the etcd cluster's ID."""
+
+    async def connected() -> EtcdClient | None:
+        try:
+            return await EtcdClient.connect(config, timeout=5)
+        except Exception:
+            return None
+
+    etcd: EtcdClient = await eventually(connected, within=120)
     try:
         cluster_config = await eventually(lambda: etcd.get("cilium/cluster-config/c1"), within=120)
         assert orjson.loads(cluster_config.value)["id"] == 1
+        assert etcd.cluster_id is not None
+        return etcd.cluster_id
     finally:
         await etcd.close()
