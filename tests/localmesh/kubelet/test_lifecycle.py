@@ -192,5 +192,10 @@ async def test_kubectl_logs_and_exec_reach_the_pod(cluster: Cluster) -> None:
     assert (code, out) == (3, "kc\n") and "oops" in err
     code, out, _ = await cluster.kubectl("exec", "-i", "kc", "--", "/bin/cat", input="from stdin")
     assert (code, out) == (0, "from stdin")
+    once = pod_manifest("once", [shell("main", "echo one; sleep 1; echo two")], restartPolicy="Never")
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(once))
+    await eventually(lambda: cluster.kubelet.is_running("default", "once", "main"))
+    _, out, _ = await cluster.kubectl("logs", "-f", "once")  # follows until the container ends
+    assert out == "one\ntwo\n"
     code, _, err = await cluster.kubectl("logs", "kc", "--previous", check=False)
     assert code != 0 and 'previous terminated container "main" in pod "kc" not found' in err
