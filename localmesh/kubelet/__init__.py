@@ -9,8 +9,9 @@ logs and exec, and routes LoadBalancer addresses to their pods. Needs root.
 from localmesh.kubelet._backoff import BackoffPolicy, CrashBackoff
 from localmesh.kubelet._config import IMAGE_REPOSITORY, KubeletConfig
 from localmesh.kubelet._kubelet import Kubelet
+from localmesh.kubelet._local import local_kubelet
 from localmesh.kubelet._state import DEFAULT_ROOT, sweep
 from localmesh.kubelet._sys import NotRootError
 
 __all__ = ["DEFAULT_ROOT", "IMAGE_REPOSITORY", "BackoffPolicy", "CrashBackoff", "Kubelet", "KubeletConfig",
-           "NotRootError", "sweep"]
+           "NotRootError", "local_kubelet", "sweep"]

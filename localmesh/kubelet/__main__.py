@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ import yaml
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.kube import KubeConfigError, KubeOptions, build_client
+from apiserver.runner import EXIT_FAILURE, EXIT_USAGE, PartRunner, serve
 from localmesh.kubelet._backoff import BackoffPolicy
 from localmesh.kubelet._config import IMAGE_REPOSITORY, KubeletConfig
 from localmesh.kubelet._kubelet import Kubelet
@@ -57,18 +57,14 @@ async def run(args: argparse.Namespace) -> int:
     config = KubeletConfig(node_name=args.node_name, images=tuple(args.image) or (IMAGE_REPOSITORY,),
                            state_root=args.state_root, pod_subnet=args.pod_subnet, api_ca_pem=ca,
                            backoff=BackoffPolicy(initial=args.backoff_initial, maximum=args.backoff_max))
-    client = await build_client(KubeOptions(kubeconfig_path=str(args.kubeconfig)))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Kubelet(client.api_client, config, api_address=address):
-            await stop.wait()
-            log.info("Shutting down")
-    finally:
-        await client.close()
-    return 0
+
+    async def main(runner: PartRunner) -> None:
+        client = await build_client(KubeOptions(kubeconfig_path=str(args.kubeconfig)))
+        runner.on_stop("kubernetes client", client.close)
+        kubelet = Kubelet(client.api_client, config, api_address=address)
+        await runner.start("kubelet", kubelet.start, kubelet.stop)
+
+    return await serve("kubelet", main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(args))
     except NotRootError as exc:
         log.error(str(exc))
-        return 2
+        return EXIT_USAGE
     except (KubeConfigError, OSError, ValueError, KeyError, StopIteration) as exc:
         log.error("Local kubelet failed", error=str(exc))
-        return 1
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

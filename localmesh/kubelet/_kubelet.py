@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver.kube import APIResource, KubeAPIError, KubeObject, ObjectHandler, Reflector
+from apiserver.runner import PartRunner
 from localmesh.kubelet._client import EventRecorder, KubeletAPI
 from localmesh.kubelet._config import KubeletConfig
 from localmesh.kubelet._container import Container
@@ -28,8 +29,9 @@ from localmesh.kubelet._fields import Obj
 from localmesh.kubelet._lb import LoadBalancers
 from localmesh.kubelet._net import ClusterNetwork
 from localmesh.kubelet._pod import Pod
-from localmesh.kubelet._state import RunState, sweep
+from localmesh.kubelet._state import RunState, sweep, undo
 from localmesh.kubelet._sys import require_root
+from localmesh.kubesim import KubeSim
 from localmesh.kubesim._node import ContainerNotFoundError
 
 log = get_logger(__name__)
@@ -38,6 +40,12 @@ PODS = APIResource("Pod", "", "v1", "pods", namespaced=True)
 SECRETS = APIResource("Secret", "", "v1", "secrets", namespaced=True)
 CONFIGMAPS = APIResource("ConfigMap", "", "v1", "configmaps", namespaced=True)
 SERVICES = APIResource("Service", "", "v1", "services", namespaced=True)
+
+
+def _starter(reflector: Reflector) -> Callable[[], Awaitable[None]]:
+    async def start() -> None:
+        reflector.start()
+    return start
 
 
 class _Handler(ObjectHandler):
@@ -70,58 +78,62 @@ class Kubelet:
         self.pods: dict[str, Pod] = {}  # uid -> pod
         self.rejected: dict[str, Obj] = {}  # uid -> pod whose image is not ours
         self.lb = LoadBalancers(self.network, lambda: list(self.pods.values()))
-        self._reflectors: list[Reflector] = []
         self._secrets = Reflector(api_client, SECRETS, _Handler(self._on_source, self._on_source))
         self._configmaps = Reflector(api_client, CONFIGMAPS, _Handler(self._on_source, self._on_source))
         self._services = Reflector(api_client, SERVICES, _Handler(self._on_service, self._on_service_deleted))
         self._pods = Reflector(api_client, PODS, _Handler(self._on_pod, self._on_pod_deleted))
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lb_task: asyncio.Task[None] | None = None
         self._index = 0
-        self._started = False
+        self._runner: PartRunner | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the parts in order (each one's undo is owed from then on); a failure undoes what started."""
         require_root()
         self.config.check()
         swept = await sweep(self.config.state_root)
         if swept:
             log.info("Swept stopped kubelet runs", runs=",".join(swept))
-        self.state.create()
-        self._started = True
+        runner = self._runner = PartRunner(f"kubelet {self.node_name}")
         try:
-            await self.network.create()
+            await runner.start("state", self._create_state, lambda: undo(self.config.state_root, self.state.dir))
+            await runner.start("network", self.network.create, self.network.close)
             await self.api.ensure_node(self._node_object())
             for reflector in (self._secrets, self._configmaps, self._services):
-                reflector.start()
-                self._reflectors.append(reflector)
+                await runner.start(reflector.name, _starter(reflector), reflector.stop)
             for reflector in (self._secrets, self._configmaps):
                 await reflector.synced.wait()
-            self._lb_task = asyncio.create_task(self.lb.run(), name="loadbalancers")
-            self._pods.start()
-            self._reflectors.append(self._pods)
+            runner.on_stop("loadbalancer routes", self.lb.close)
+            runner.spawn("loadbalancers", self.lb.run())
+            runner.on_stop("pods", self._stop_pods)
+            await runner.start("pods watch", _starter(self._pods), self._pods.stop)
         except BaseException:
-            await self.stop()
+            await runner.stop()
             raise
         log.info("Local kubelet started", node=self.node_name, bridge=self.network.bridge,
                  subnet=str(self.network.subnet), state=str(self.state.dir))
 
-    async def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        for reflector in reversed(self._reflectors):
-            await reflector.stop()
-        self._reflectors.clear()
-        await cancel_and_wait(self._lb_task, *self._tasks)
-        await self.lb.close()
+    async def _create_state(self) -> None:
+        self.state.create()
+
+    async def _stop_pods(self) -> None:
+        await cancel_and_wait(*self._tasks)
         await asyncio.gather(*(pod.stop() for pod in self.pods.values()), return_exceptions=True)
         self.pods.clear()
-        await self.network.close()
-        from localmesh.kubelet._state import undo
-        await undo(self.config.state_root, self.state.dir)
-        log.info("Local kubelet stopped", node=self.node_name)
+
+    async def stop(self) -> None:
+        """Stop every part, last started first; idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.stop()
+            log.info("Local kubelet stopped", node=self.node_name)
+
+    def serve(self, sim: KubeSim) -> None:
+        """Be the node of an in-process ``sim``: its ``pods/log`` and ``pods/exec`` reach this kubelet, and
+        deleting a running pod becomes graceful (the pod stays, marked, until this kubelet stopped it)."""
+        sim.node_runtime = self
+        sim.api.graceful_pods = True
 
     async def __aenter__(self) -> Kubelet:
         await self.start()

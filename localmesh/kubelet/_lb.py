@@ -1,5 +1,6 @@
 """The LoadBalancer data path: each ``status.loadBalancer.ingress[].ip`` of a LoadBalancer Service is
-served by one ready pod of this node that the Service's selector matches (the first by name); its
+served by one ready, not terminating pod of this node that the Service's selector matches (the first
+by name); its
 address goes to that pod's ``lo`` and a host route sends it there (see ``_net``). Service ports
 must equal their target ports: there is no address or port translation.
 """
@@ -27,7 +28,8 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def desired(services: Iterable[Obj], pods: Iterable[Pod]) -> dict[str, Pod]:
     """LoadBalancer address -> the pod that serves it (pure)."""
-    ready = sorted((p for p in pods if p.ready and p.sandbox.ip is not None), key=lambda p: p.name)
+    ready = sorted((p for p in pods if p.ready and p.sandbox.ip is not None
+                    and not p.obj["metadata"].get("deletionTimestamp")), key=lambda p: p.name)
     out: dict[str, Pod] = {}
     for svc in services:
         spec = svc.get("spec") or {}

@@ -55,10 +55,11 @@ def _bool(query: Any, name: str) -> bool:
                              f"invalid syntax")
 
 
-def _selectors(query: Mapping[str, str]) -> tuple[LabelSelector, FieldSelector]:
+def _selectors(query: Mapping[str, str], rt: ResourceType) -> tuple[LabelSelector, FieldSelector]:
     """The request's label and field selectors; 400 Bad Request when either does not parse."""
     try:
-        return parse_label_selector(query.get("labelSelector")), parse_field_selector(query.get("fieldSelector"))
+        return (parse_label_selector(query.get("labelSelector")),
+                parse_field_selector(query.get("fieldSelector"), (rt.group, rt.kind)))
     except ValueError as exc:
         raise errors.bad_request(str(exc)) from None
 
@@ -285,7 +286,7 @@ class HttpFrontend:
     async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        labels, fields = _selectors(q)
+        labels, fields = _selectors(q, rt)
         rv = q.get("resourceVersion")
         await self._wait_fresh(rv)
         result = self.api.list(rt, target.namespace, rv=rv, match=q.get("resourceVersionMatch"),
@@ -309,7 +310,7 @@ class HttpFrontend:
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        labels, fields = _selectors(q)
+        labels, fields = _selectors(q, rt)
         if target.name is not None:  # the deprecated /watch/.../<name> form
             fields = parse_field_selector(f"metadata.name={target.name}")
         timeout = _int(q, "timeoutSeconds")
@@ -464,7 +465,7 @@ class HttpFrontend:
         q = request.query
         try:
             labels = parse_label_selector(q.get("labelSelector"))
-            fields = parse_field_selector(q.get("fieldSelector"))
+            fields = parse_field_selector(q.get("fieldSelector"), (target.rt.group, target.rt.kind))
         except ValueError as exc:
             raise errors.bad_request(str(exc)) from None
         _, dry_run, grace = await self._delete_options(request)

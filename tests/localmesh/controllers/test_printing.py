@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
+
 from localmesh.kubesim import KubeSim
 from localmesh.kubesim.controllers import ControllerManager
 from tests.localmesh.controllers.conftest import Kubectl, eventually
@@ -58,3 +60,34 @@ async def test_get_pods_deployments_services(kubesim: KubeSim, manager: Controll
     assert endpoints[1][1].count(":2379") == 2
     nodes = _rows((await kubectl("get", "nodes")).out)
     assert nodes[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] and nodes[1][:3] == ["n1", "Ready", "<none>"]
+
+
+async def test_describe_shows_events_and_field_selectors(kubesim: KubeSim, manager: ControllerManager,
+                                                         kubectl: Kubectl) -> None:
+    kubesim.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    kubesim.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}})
+    assert (await kubectl("apply", "-f", "-", stdin=deployment(replicas=2).encode())).code == 0
+    await eventually(lambda: len(pods(kubesim)) == 2 and all(p["spec"].get("nodeName") for p in pods(kubesim)))
+    described = await kubectl("describe", "deployment", "web")
+    assert described.code == 0
+    events = described.out.split("Events:", 1)[1]
+    assert "SuccessfulCreate" in events and "deployment-controller" in events
+    on_n2 = await kubectl("get", "pods", "--field-selector", "spec.nodeName=n2", "-o", "name")
+    assert on_n2.out.strip() == "pod/" + next(p["metadata"]["name"] for p in pods(kubesim)
+                                              if p["spec"]["nodeName"] == "n2")
+    wrong = await kubectl("get", "pods", "--field-selector", "involvedObject.name=x")
+    assert wrong.code == 1 and "field label not supported: involvedObject.name" in wrong.err
+
+
+async def test_watch_with_a_node_field_selector(kubesim: KubeSim) -> None:
+    """How a kubelet watches its pods: only those bound to its node, ADDED once bound."""
+    url = f"{kubesim.url}/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dn1&timeoutSeconds=2"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        await kubesim.wait_for_watch("v1", "Pod")
+        kubesim.apply(pod)
+        kubesim.apply({**pod, "spec": {**pod["spec"], "nodeName": "n1"}})
+        kubesim.delete("v1", "Pod", "p", "default")
+        lines = [json.loads(line) async for line in response.content if line.strip()]
+    assert [(e["type"], e["object"]["spec"].get("nodeName")) for e in lines] == [("ADDED", "n1"), ("DELETED", "n1")]

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from apiserver.kube import KubeOptions, build_client
-from localmesh.kubelet import BackoffPolicy, Kubelet, KubeletConfig
+from localmesh.kubelet import BackoffPolicy, Kubelet, local_kubelet
 from localmesh.kubesim import KubeSim, ServerTLS
 
 IMAGE = "ghcr.io/clustermesh-python/clustermesh-apiserver:dev"
@@ -73,23 +72,14 @@ def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> di
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     if os.geteuid() != 0:
         pytest.skip("the local kubelet needs root")
-    tls = ServerTLS.self_signed(tmp_path / "tls")
     sim = KubeSim()
-    await sim.start(tls=tls)
-    sim.api.graceful_pods = True
-    kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
-    client = await build_client(KubeOptions(kubeconfig_path=str(kubeconfig)))
-    config = KubeletConfig(node_name=NODE, api_ca_pem=tls.ca_pem() or b"",
-                           backoff=BackoffPolicy(initial=0.5, maximum=2.0, reset_after=600.0))
-    kubelet = Kubelet(client.api_client, config, api_address=("127.0.0.1", sim.port))
-    await kubelet.start()
+    await sim.start(tls=ServerTLS.self_signed(tmp_path / "tls"))
     try:
-        yield Cluster(sim, kubelet, kubeconfig)
+        async with local_kubelet(sim, node_name=NODE, workdir=tmp_path,
+                                 backoff=BackoffPolicy(initial=0.5, maximum=2.0, reset_after=600.0)) as kubelet:
+            yield Cluster(sim, kubelet, tmp_path / f"{NODE}.kubeconfig")
     finally:
-        await kubelet.stop()
-        await client.close()
         await sim.stop()
-
 
 async def run_in(cluster: Cluster, pod: str, container: str, *argv: str) -> tuple[int, str, str]:
     """Exec through the kubelet's NodeRuntime: (exit code, stdout, stderr)."""

@@ -174,3 +174,28 @@ async def test_exec_and_logs_through_the_node_runtime(cluster: Cluster) -> None:
         cluster.kubelet.log_file("default", "ex", "nope")
     with pytest.raises(ContainerNotFoundError):
         await cluster.kubelet.exec("default", "nope", "main", ["true"], stdin=False, tty=False)
+
+
+async def test_kubectl_logs_and_exec_reach_the_pod(cluster: Cluster) -> None:
+    container = shell("main", "echo hello from $(POD); exec sleep 3600",
+                      env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest("kc", [container])))
+    await eventually(lambda: cluster.condition("kc", "Ready") == "True")
+
+    async def logs() -> bool:
+        _, out, _ = await cluster.kubectl("logs", "kc", "-c", "main", check=False)
+        return out == "hello from kc\n"
+
+    await eventually(logs)
+    code, out, err = await cluster.kubectl("exec", "kc", "-c", "main", "--", "/bin/sh", "-c",
+                                           "hostname; echo oops >&2; exit 3", check=False)
+    assert (code, out) == (3, "kc\n") and "oops" in err
+    code, out, _ = await cluster.kubectl("exec", "-i", "kc", "--", "/bin/cat", input="from stdin")
+    assert (code, out) == (0, "from stdin")
+    once = pod_manifest("once", [shell("main", "echo one; sleep 1; echo two")], restartPolicy="Never")
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(once))
+    await eventually(lambda: cluster.kubelet.is_running("default", "once", "main"))
+    _, out, _ = await cluster.kubectl("logs", "-f", "once")  # follows until the container ends
+    assert out == "one\ntwo\n"
+    code, _, err = await cluster.kubectl("logs", "kc", "--previous", check=False)
+    assert code != 0 and 'previous terminated container "main" in pod "kc" not found' in err

@@ -12,8 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest_asyncio
 
-from apiserver.kube import KubeOptions, build_client
-from localmesh.kubelet import BackoffPolicy, Kubelet, KubeletConfig
+from localmesh.kubelet import local_kubelet
 from localmesh.kubesim import KubeSim, ServerTLS
 from tests.localmesh.kubelet.conftest import NODE, Cluster, eventually, pod_manifest, run_in, shell
 from tests.localmesh.kubelet.test_pods import etcd_container
@@ -21,22 +20,16 @@ from tests.localmesh.kubelet.test_pods import etcd_container
 
 @pytest_asyncio.fixture
 async def second(tmp_path: Path) -> AsyncIterator[Cluster]:
-    tls = ServerTLS.self_signed(tmp_path / "tls2")
+    """Another local cluster: its own API server, kubelet, bridge and pod subnet."""
     sim = KubeSim()
-    await sim.start(tls=tls)
-    kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig2")
-    client = await build_client(KubeOptions(kubeconfig_path=str(kubeconfig)))
-    kubelet = Kubelet(client.api_client, KubeletConfig(node_name=NODE, api_ca_pem=tls.ca_pem() or b"",
-                                                       backoff=BackoffPolicy(0.5, 2.0)),
-                      api_address=("127.0.0.1", sim.port))
-    await kubelet.start()
+    await sim.start(tls=ServerTLS.self_signed(tmp_path / "tls2"))
+    workdir = tmp_path / "second"
+    workdir.mkdir()
     try:
-        yield Cluster(sim, kubelet, kubeconfig)
+        async with local_kubelet(sim, node_name=NODE, workdir=workdir) as kubelet:
+            yield Cluster(sim, kubelet, workdir / f"{NODE}.kubeconfig")
     finally:
-        await kubelet.stop()
-        await client.close()
         await sim.stop()
-
 
 def _lb_ip() -> str:
     return str(ipaddress.IPv4Address("10.203.0.0") + random.randrange(1, 65535))
