@@ -38,9 +38,10 @@ class KubeletAPI:
         finally:
             resp.release()
 
-    async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
-        await self.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status", {"status": status},
-                           content_type=MERGE_PATCH)
+    async def patch_status(self, namespace: str, name: str, uid: str, status: Obj) -> None:
+        """Merge-patch the pod's status; the uid makes it a 409 Conflict for another pod of that name."""
+        await self.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+                           {"metadata": {"uid": uid}, "status": status}, content_type=MERGE_PATCH)
 
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Finalize a graceful deletion: the kubelet's delete with grace period 0 removes the object."""
