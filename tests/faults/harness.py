@@ -146,9 +146,21 @@ class World:
         self.etcd = etcd
         self.kubeconfig = Path(sim.write_kubeconfig(tmp / "kubeconfig"))
         self.processes: list[Process] = []
+        self.endpoints: list[str] | None = None  # several etcd members instead of ``etcd``
+
+    @property
+    def etcd_config_file(self) -> Path:
+        """The etcd client YAML every process here reaches etcd with."""
+        path = self.tmp / "etcd-config.yaml"
+        endpoints = self.endpoints or [self.etcd.endpoint]
+        path.write_text("endpoints:\n" + "".join(f"- {e}\n" for e in endpoints))
+        return path
 
     def exporter(self, *extra: str, name: str = "exporter") -> ExporterProcess:
         process = ExporterProcess(self.tmp, self.etcd.endpoint, self.kubeconfig, *extra, name=name)
+        if self.endpoints is not None:
+            config = f"--kvstore-opt=etcd.config={self.etcd_config_file}"
+            process.args = [config if a.startswith("--kvstore-opt=etcd.address=") else a for a in process.args]
         self.processes.append(process)
         return process
 
@@ -165,11 +177,10 @@ class World:
         self.sim = sim
 
     async def drift(self) -> DriftReport:
-        options = ExporterOptions(cluster=CLUSTER, kvstore=KVStoreOptions(address=self.etcd.endpoint))
+        options = ExporterOptions(cluster=CLUSTER, kvstore=KVStoreOptions(config_file=str(self.etcd_config_file)))
         kube = await build_client(KubeOptions(kubeconfig_path=str(self.kubeconfig)))
         try:
-            etcd = await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)), timeout=10,
-                                            check_cluster_id=False)
+            etcd = await self.etcd_client()
             try:
                 return await verify_export(options, kube, etcd, timeout=60)
             finally:
@@ -208,7 +219,7 @@ class World:
     async def verify_cli(self, *extra: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "apiserver", "clustermesh-dbg", "verify", f"--cluster-name={CLUSTER.name}",
-            f"--cluster-id={CLUSTER.id}", f"--kvstore-opt=etcd.address={self.etcd.endpoint}",
+            f"--cluster-id={CLUSTER.id}", f"--kvstore-opt=etcd.config={self.etcd_config_file}",
             f"--k8s-kubeconfig-path={self.kubeconfig}", *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await proc.communicate()
@@ -216,8 +227,8 @@ class World:
         return proc.returncode, out.decode()
 
     async def etcd_client(self) -> EtcdClient:
-        return await EtcdClient.connect(EtcdConfig(endpoints=(self.etcd.endpoint,)), timeout=10,
-                                        check_cluster_id=False)
+        endpoints = tuple(self.endpoints or [self.etcd.endpoint])
+        return await EtcdClient.connect(EtcdConfig(endpoints=endpoints), timeout=10, check_cluster_id=False)
 
     async def close(self) -> None:
         for process in self.processes:
