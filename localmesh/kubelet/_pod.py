@@ -226,7 +226,6 @@ class Pod:
                     await self.sandbox.stop()
                 await asyncio.sleep(1.0)
         self.sandbox_ready = True
-        self.event("Scheduled", f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}")
         self.changed()
 
     async def _containers(self) -> None:

@@ -65,7 +65,10 @@ async def test_liveness_failure_restarts_with_back_off_and_keeps_the_empty_dir(c
     assert previous == f"run {restarts}\n"
     events = {e["reason"] for e in cluster.sim.list("v1", "Event", "default")
               if e["involvedObject"]["name"] == "live"}
-    assert {"Started", "Unhealthy", "Killing", "BackOff"} <= events
+    assert {"Pulled", "Created", "Started", "Unhealthy", "Killing", "BackOff"} <= events
+    started = [e for e in cluster.sim.list("v1", "Event", "default")
+               if e["involvedObject"]["name"] == "live" and e["reason"] == "Started"]
+    assert len(started) == 1 and started[0]["count"] >= 3  # one Event, counted, per repeated message
     # the emptyDir goes with the pod
     await cluster.kubectl("delete", "pod", "live", "--wait=false")
     await eventually(lambda: cluster.pod("live") is None)
