@@ -218,3 +218,17 @@ async def test_a_new_pod_of_the_same_name_is_not_reported_on_by_the_old_one(clus
     second = cluster.pod("same") or {}
     assert second["metadata"]["uid"] != first_uid and second["status"]["phase"] == "Pending"
     assert not any(p.name == "same" for p in cluster.kubelet.pods.values())
+
+
+async def test_startup_probe_gates_started_and_readiness(cluster: Cluster) -> None:
+    container = shell("main", "sleep 2; touch /tmp/up; exec sleep 3600",
+                      startupProbe={"exec": {"command": ["/bin/sh", "-c", "test -e /tmp/up"]},
+                                    "periodSeconds": 1, "failureThreshold": 30},
+                      readinessProbe={"tcpSocket": {"port": 1}, "periodSeconds": 1})  # nothing listens: never ready
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest("slow", [container])))
+    await eventually(lambda: "running" in _status(cluster, "slow").get("state", {}))
+    first = _status(cluster, "slow")
+    assert first["started"] is False and first["ready"] is False
+    await eventually(lambda: _status(cluster, "slow").get("started") is True)
+    assert _status(cluster, "slow")["ready"] is False and cluster.condition("slow", "Ready") == "False"
+    assert _status(cluster, "slow")["restartCount"] == 0
