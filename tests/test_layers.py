@@ -21,6 +21,7 @@ ROOT = Path(apiserver.__file__).parent
 FOUNDATION = frozenset({
     "apiserver", "apiserver._logging", "apiserver.goflags", "apiserver.paths", "apiserver.clusterinfo",
     "apiserver._tasks", "apiserver._heap", "apiserver._tokenbucket", "apiserver.metrics",
+    "apiserver.filewatch", "apiserver._backoff",
     "apiserver.runner",
 })
 LAYERS: tuple[frozenset[str], ...] = (

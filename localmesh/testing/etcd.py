@@ -53,7 +53,7 @@ class EtcdStartError(RuntimeError):
 
 
 class _PortTakenError(EtcdStartError):
-    """Another process grabbed a port between our pick and etcd's bind (teammates run etcds too)."""
+    """Another process grabbed a port between our pick and etcd's bind (other processes run etcds too)."""
 
 
 def etcd_binaries() -> tuple[str, str]:
