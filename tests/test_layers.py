@@ -22,7 +22,7 @@ FOUNDATION = frozenset({
     "apiserver", "apiserver._logging", "apiserver.goflags", "apiserver.paths", "apiserver.clusterinfo",
     "apiserver._tasks", "apiserver._heap", "apiserver._tokenbucket", "apiserver.metrics",
     "apiserver.filewatch", "apiserver._backoff",
-    "apiserver.runner",
+    "apiserver.runner", "apiserver.etcd_process",
 })
 LAYERS: tuple[frozenset[str], ...] = (
     FOUNDATION,
