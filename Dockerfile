@@ -43,6 +43,10 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # pip compiled the bytecode at install; at run time the root file system is read-only.
 ENV PYTHONDONTWRITEBYTECODE=1
 COPY deploy/image/etcd-config.yaml /var/lib/cilium/etcd-config.yaml
+# A passwd entry for the UID the chart runs as, so the runtime sets HOME (libraries resolve ~ at import).
+RUN groupadd --system --gid 65532 nonroot \
+    && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin nonroot
 # The chart's pod securityContext runs everything as 65532:65532 (runAsNonRoot needs a numeric UID).
 USER 65532:65532
 WORKDIR /

@@ -82,6 +82,16 @@ def _service_type(obj: KubeObject, service_type: str) -> None:
         spec["ports"] = [{"port": APISERVER_PORT, "nodePort": NODEPORT}]
 
 
+# Apply order: what pods mount and run as before the workloads that use them.
+_ORDER = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Secret", "Service",
+          "NetworkPolicy", "PodDisruptionBudget", "Deployment")
+
+
+def _rank(obj: KubeObject) -> int:
+    kind = str(obj.get("kind"))
+    return _ORDER.index(kind) if kind in _ORDER else len(_ORDER) - 1
+
+
 def prepare(objects: Iterable[KubeObject], *, namespace: str, service_type: str, kvstoremesh: bool,
             image: str = "") -> list[KubeObject]:
     result = []
@@ -104,4 +114,4 @@ def prepare(objects: Iterable[KubeObject], *, namespace: str, service_type: str,
             for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
                 container["image"] = image
         result.append(obj)
-    return result
+    return sorted(result, key=_rank)

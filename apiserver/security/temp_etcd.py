@@ -134,8 +134,10 @@ class TemporaryEtcd:
                                 f"{self.output_tail()}")
 
     async def start(self) -> None:
-        # Owned by this object and closed in stop(): it must outlive this method.
-        self._output = tempfile.TemporaryFile(prefix="etcdinit-")  # noqa: SIM115
+        # Owned by this object and closed in stop(): it must outlive this method. Kept in the data
+        # directory, the init container's only writable path (the pod's root file system is
+        # read-only); the file is anonymous there, so etcd never sees it.
+        self._output = tempfile.TemporaryFile(prefix="etcdinit-", dir=self.launch.data_dir)  # noqa: SIM115
         log.debug("Executing etcd", etcdBinary=self.launch.binary, etcdFlags=" ".join(self._process.command[1:]))
         try:
             self._process.start(self._output)

@@ -1,4 +1,5 @@
-"""``clustermesh-apiserver demo``: run a local simulated mesh and show what flows through it."""
+"""``clustermesh-apiserver demo``: the Cluster Mesh guide on local clusters (``localmesh.demo._guide``), or
+with ``--simulated`` the in-process simulated mesh (no kubelet, no root)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import asyncio
 import signal
 import time
 
-HELP = "Run a local simulated mesh (emulated Kubernetes APIs, real etcds, exporters, KVStoreMesh)"
+from apiserver.goflags import add_bool
+
+HELP = "Run the Cluster Mesh guide on local clusters (--simulated: the in-process simulated mesh)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=int, default=3, help="Number of clusters (default 3)")
+    parser.add_argument("--simulated", action="store_true",
+                        help="The in-process simulated mesh instead of local clusters (no kubelet, no root)")
+    add_bool(parser, "--kvstore-mesh", True, "Run KVStoreMesh (false: agents read remote etcds directly)")
+    parser.add_argument("--nodes", type=int, default=1, help="Nodes (local kubelets) per cluster (default 1)")
     parser.add_argument("--endpoints", type=int, default=50, help="CiliumEndpoints per cluster (default 50)")
     parser.add_argument("--once", action="store_true",
                         help="Exit after the mesh has converged and the summary is printed")
@@ -29,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.debug)
     if not (args.verbose or args.debug):
         logging.getLogger().setLevel(logging.WARNING)
+    if not args.simulated:
+        from localmesh.cli._guide import run_guide
+
+        return asyncio.run(run_guide(args))
     return asyncio.run(_main(args))
 
 

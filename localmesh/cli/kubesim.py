@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 from apiserver._logging import configure_logging, get_logger
@@ -50,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", type=Path, default=None, help="Serving key (PEM)")
     parser.add_argument("--tls-ca", type=Path, default=None,
                         help="CA to embed in --kubeconfig-out (default: the serving certificate)")
+    add_bool(parser, "--kubelet", False, "Run a local kubelet per cluster (node <cluster>-node; needs root): "
+                                         "pods of the project's image run as processes in their own namespaces")
     add_bool(parser, "--debug", False, "Enable debug logging")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="Log format")
 
@@ -114,7 +119,19 @@ async def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("Cannot listen", host=args.host, port=args.port, error=str(exc))
         return 1
+    kubelets = contextlib.AsyncExitStack()
     try:
+        if args.kubelet:
+            from localmesh.kubelet import NotRootError, local_kubelet
+            workdir = Path(tempfile.mkdtemp(prefix="kubesim-kubelets-"))
+            kubelets.callback(shutil.rmtree, workdir, ignore_errors=True)
+            try:
+                for cluster in clusters:
+                    await kubelets.enter_async_context(local_kubelet(
+                        cluster.sim, node_name=f"{cluster.name}-node", workdir=workdir))
+            except NotRootError as exc:
+                log.error(str(exc))
+                return 2
         if args.kubeconfig_out:
             clusters.write_kubeconfig(args.kubeconfig_out)
             log.info("Wrote kubeconfig", path=str(args.kubeconfig_out),
@@ -122,6 +139,7 @@ async def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         log.info("Shutting down")
     finally:
+        await kubelets.aclose()
         await clusters.stop()
     return 0
 

@@ -99,6 +99,9 @@ class Api:
         self.registry = registry
         self.services = services or ServiceAllocator()
         store.listeners.append(self._observe_services)
+        # With a kubelet attached, deleting a running pod is graceful, as in kube-apiserver: the pod gets
+        # a deletionTimestamp and stays until its kubelet stopped it and deletes it with grace 0.
+        self.graceful_pods = False
 
     def _observe_services(self, rt: ResourceType, event: Event) -> None:
         if rt.kind == "Service" and rt.group == "":
@@ -330,7 +333,8 @@ class Api:
         return self._replace(rt, None, current, obj, None, dry_run=False, strict=False)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str, *,
-               preconditions: Obj | None = None, dry_run: bool = False) -> Deletion:
+               preconditions: Obj | None = None, dry_run: bool = False,
+               grace_period_seconds: int | None = None) -> Deletion:
         current = self._require(rt, namespace, name)
         old = orjson.loads(current.raw)
         meta: Obj = old["metadata"]
@@ -342,6 +346,11 @@ class Api:
             raise errors.conflict(rt, name, f"Precondition failed: ResourceVersion in precondition: "
                                             f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                             f"{current.rv}")
+        if self.graceful_pods and rt.kind == "Pod" and rt.group == "" and not dry_run:
+            graceful = objects.graceful_pod_deletion(old, grace_period_seconds)
+            if graceful is not None:
+                marked, changed = graceful
+                return Deletion(self.store.write(rt, marked) if changed else current, False)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp") or dry_run:
                 return Deletion(current, False)

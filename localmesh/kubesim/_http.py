@@ -55,10 +55,11 @@ def _bool(query: Any, name: str) -> bool:
                              f"invalid syntax")
 
 
-def _selectors(query: Mapping[str, str]) -> tuple[LabelSelector, FieldSelector]:
+def _selectors(query: Mapping[str, str], rt: ResourceType) -> tuple[LabelSelector, FieldSelector]:
     """The request's label and field selectors; 400 Bad Request when either does not parse."""
     try:
-        return parse_label_selector(query.get("labelSelector")), parse_field_selector(query.get("fieldSelector"))
+        return (parse_label_selector(query.get("labelSelector")),
+                parse_field_selector(query.get("fieldSelector"), (rt.group, rt.kind)))
     except ValueError as exc:
         raise errors.bad_request(str(exc)) from None
 
@@ -285,7 +286,7 @@ class HttpFrontend:
     async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        labels, fields = _selectors(q)
+        labels, fields = _selectors(q, rt)
         rv = q.get("resourceVersion")
         await self._wait_fresh(rv)
         result = self.api.list(rt, target.namespace, rv=rv, match=q.get("resourceVersionMatch"),
@@ -309,7 +310,7 @@ class HttpFrontend:
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         rt = target.rt
-        labels, fields = _selectors(q)
+        labels, fields = _selectors(q, rt)
         if target.name is not None:  # the deprecated /watch/.../<name> form
             fields = parse_field_selector(f"metadata.name={target.name}")
         timeout = _int(q, "timeoutSeconds")
@@ -422,7 +423,7 @@ class HttpFrontend:
             field_manager=request.query.get("fieldManager"))
         return self._render_one(request, target.rt, stored, 201 if created else 200)
 
-    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool, int | None]:
         dry_run = _dry_run(request)
         raw = await request.read()
         options: Any = {}
@@ -435,7 +436,8 @@ class HttpFrontend:
         if options.get("dryRun"):
             dry_run = True
         pre = options.get("preconditions")
-        return (pre if isinstance(pre, dict) else {}), dry_run
+        grace = options.get("gracePeriodSeconds", request.query.get("gracePeriodSeconds"))
+        return (pre if isinstance(pre, dict) else {}), dry_run, None if grace is None else int(grace)
 
     def _deleted_response(self, request: web.Request, rt: ResourceType, deletion: Deletion) -> web.Response:
         status = 200 if deletion.finished else 202
@@ -454,22 +456,23 @@ class HttpFrontend:
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
-        preconditions, dry_run = await self._delete_options(request)
+        preconditions, dry_run, grace = await self._delete_options(request)
         deletion = self.api.delete(target.rt, target.namespace, target.name, preconditions=preconditions,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, grace_period_seconds=grace)
         return self._deleted_response(request, target.rt, deletion)
 
     async def _deletecollection(self, request: web.Request, target: Target) -> web.StreamResponse:
         q = request.query
         try:
             labels = parse_label_selector(q.get("labelSelector"))
-            fields = parse_field_selector(q.get("fieldSelector"))
+            fields = parse_field_selector(q.get("fieldSelector"), (target.rt.group, target.rt.kind))
         except ValueError as exc:
             raise errors.bad_request(str(exc)) from None
-        _, dry_run = await self._delete_options(request)
+        _, dry_run, grace = await self._delete_options(request)
         rt = target.rt
         listed = self.api.list(rt, target.namespace, labels=labels, fields=fields)
-        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run).obj for s in listed.items]
+        deleted = [self.api.delete(rt, s.key[0] or None, s.key[1], dry_run=dry_run, grace_period_seconds=grace).obj
+                   for s in listed.items]
         rv = {"resourceVersion": str(self.api.store.resource_version)}
         if protobuf.wants_protobuf(request.headers.get("Accept")):
             return web.Response(body=protobuf.encode_list(rt.api_version, rt.list_kind, rv, [s.raw for s in deleted]),

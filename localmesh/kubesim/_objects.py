@@ -129,3 +129,26 @@ def stamp_update(old: Obj, new: Obj) -> None:
             meta.pop(kept, None)
     generation = old_meta.get("generation", 1)
     meta["generation"] = generation + 1 if spec_changed(old, new) else generation
+
+
+def graceful_pod_deletion(pod: Obj, grace_period_seconds: int | None) -> tuple[Obj, bool] | None:
+    """kube-apiserver's graceful deletion of a pod (``pkg/registry/core/pod/strategy.go``
+    ``CheckGracefulDelete``): a pod bound to a node and not yet terminal is only marked, with
+    ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds``, for its kubelet to stop it.
+    Returns (pod, whether the mark changed; an earlier, shorter one stands), or None to delete at once
+    (grace 0, unbound or terminal pod)."""
+    spec = pod.get("spec") or {}
+    grace = grace_period_seconds
+    if grace is None:
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
+    phase = (pod.get("status") or {}).get("phase")
+    if grace <= 0 or not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return None
+    meta = pod["metadata"]
+    current = meta.get("deletionGracePeriodSeconds")
+    if meta.get("deletionTimestamp") and current is not None and current <= grace:
+        return pod, False
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+    meta["deletionTimestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta["deletionGracePeriodSeconds"] = grace
+    return pod, True

@@ -1,8 +1,9 @@
 """Label and field selectors as kube-apiserver parses them (pure).
 
 Label selectors support ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k``, ``!k``
-and ``k>n``/``k<n``. Field selectors support ``metadata.name`` and ``metadata.namespace`` with
-``=``, ``==`` and ``!=``. Parse errors raise ``ValueError`` (the HTTP layer answers 400).
+and ``k>n``/``k<n``. Field selectors support ``metadata.name``, ``metadata.namespace`` and, per kind, the fields
+kube-apiserver allows (``KIND_FIELDS``: a pod's ``spec.nodeName``, an event's ``involvedObject.*``...)
+with ``=``, ``==`` and ``!=``. Parse errors raise ``ValueError`` (the HTTP layer answers 400).
 """
 
 from __future__ import annotations
@@ -125,6 +126,29 @@ def parse_label_selector(text: str | None) -> LabelSelector:
 
 
 FIELDS = ("metadata.name", "metadata.namespace")
+# Beyond metadata, the fields kube-apiserver's registries accept in field selectors, per (group, kind)
+# (``pkg/registry/core/pod/strategy.go`` ToSelectableFields, ``pkg/apis/core/v1/conversion.go``).
+KIND_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "Pod"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                  "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
+    ("", "Event"): ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                    "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
+    ("", "Secret"): ("type",),
+    ("", "Node"): ("spec.unschedulable",),
+    ("", "Namespace"): ("status.phase",),
+    ("", "ReplicationController"): ("status.replicas",),
+}
+
+
+def _field_value(obj: Mapping[str, object], path: str) -> str:
+    """A field's value as field selectors compare it: a string; missing is empty, booleans lower case."""
+    node: object = obj
+    for part in (path.split(".") if path != "source" else ("source", "component")):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return "" if node is None else str(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +160,11 @@ class FieldSelector:
     def empty(self) -> bool:
         return not self.terms
 
+    @property
+    def on_object(self) -> bool:
+        """Whether a term reads beyond metadata (``matches_object`` must be asked too)."""
+        return any(field not in FIELDS for field, _, _ in self.terms)
+
     def exact_name(self) -> str | None:
         """The name an ``metadata.name=x`` term pins the result to, so a list can look up one key."""
         for field, eq, value in self.terms:
@@ -144,16 +173,27 @@ class FieldSelector:
         return None
 
     def matches(self, namespace: str, name: str) -> bool:
+        """The metadata terms (the others hold here; see ``matches_object``)."""
         for field, eq, value in self.terms:
+            if field not in FIELDS:
+                continue
             actual = name if field == "metadata.name" else namespace
             if (actual == value) != eq:
                 return False
         return True
 
+    def matches_object(self, obj: Mapping[str, object]) -> bool:
+        for field, eq, value in self.terms:
+            if field not in FIELDS and (_field_value(obj, field) == value) != eq:
+                return False
+        return True
 
-def parse_field_selector(text: str | None) -> FieldSelector:
+
+def parse_field_selector(text: str | None, kind: tuple[str, str] | None = None) -> FieldSelector:
+    """``kind`` (group, kind) allows that kind's extra fields (``KIND_FIELDS``)."""
     if not text or not text.strip():
         return FieldSelector()
+    allowed = FIELDS + KIND_FIELDS.get(kind, ()) if kind is not None else FIELDS
     terms: list[tuple[str, bool, str]] = []
     for part in text.split(","):
         part = part.strip()
@@ -169,7 +209,7 @@ def parse_field_selector(text: str | None) -> FieldSelector:
         else:
             raise ValueError(f"invalid selector: '{text}'; can't understand '{part}'")
         field = field.strip()
-        if field not in FIELDS:
+        if field not in allowed:
             raise ValueError(f'field label not supported: {field}')
         terms.append((field, eq, value.strip()))
     return FieldSelector(tuple(terms))

@@ -208,7 +208,7 @@ class KubeSim:
         rt = self._type(api_version, kind)
         result = self.api.list(rt, namespace if rt.namespaced else None,
                                labels=parse_label_selector(label_selector),
-                               fields=parse_field_selector(field_selector))
+                               fields=parse_field_selector(field_selector, (rt.group, rt.kind)))
         return [orjson.loads(s.raw) for s in result.items]
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:

@@ -257,6 +257,8 @@ class Store:
                 continue
             if fields is not None and not fields.matches(key[0], key[1]):
                 continue
+            if fields is not None and fields.on_object and not fields.matches_object(orjson.loads(state.raw)):
+                continue
             if labels is not None and not labels.matches(state.labels):
                 continue
             items.append(state)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from localmesh.kubesim._printers import PRINTERS
 from localmesh.kubesim._resources import ResourceType
 from localmesh.kubesim._watch import Stored
 
@@ -82,6 +83,10 @@ def _lookup(obj: Obj, path: str) -> Any:
 
 
 def columns(rt: ResourceType) -> list[Obj]:
+    printed = PRINTERS.get((rt.group, rt.kind))
+    if printed is not None:
+        return [_NAME_COLUMN, *({"name": p.name, "type": p.type, "format": "", "description": p.name,
+                                 "priority": p.priority} for p in printed)]
     extra = [{"name": c.name, "type": c.type, "format": "", "description": c.name, "priority": c.priority}
              for c in rt.columns]
     return [_NAME_COLUMN, *extra, _AGE_COLUMN]
@@ -90,10 +95,14 @@ def columns(rt: ResourceType) -> list[Obj]:
 def _row(rt: ResourceType, obj: Obj, include: str, now: dt.datetime) -> Obj:
     meta = obj.get("metadata") or {}
     cells: list[Any] = [meta.get("name", "")]
-    for c in rt.columns:
-        value = _lookup(obj, c.path)
-        cells.append("<none>" if value is None and c.type == "string" else value)
-    cells.append(_age(meta.get("creationTimestamp"), now))
+    printed = PRINTERS.get((rt.group, rt.kind))
+    if printed is not None:
+        cells.extend(p.cell(obj, now) for p in printed)
+    else:
+        for c in rt.columns:
+            value = _lookup(obj, c.path)
+            cells.append("<none>" if value is None and c.type == "string" else value)
+        cells.append(_age(meta.get("creationTimestamp"), now))
     row: Obj = {"cells": cells}
     if include == "Object":
         row["object"] = obj

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 from localmesh.kubesim._selectors import FieldSelector, LabelSelector
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -61,7 +63,9 @@ class Watcher:
         ns, name = obj.key
         if self.namespace is not None and ns != self.namespace:
             return False
-        return self.fields.matches(ns, name) and self.labels.matches(obj.labels)
+        if not (self.fields.matches(ns, name) and self.labels.matches(obj.labels)):
+            return False
+        return not self.fields.on_object or self.fields.matches_object(orjson.loads(obj.raw))
 
     def offer(self, etype: str, obj: Stored, prev: Stored | None, line: bytes | None = None) -> None:
         """Queue one store event; ``line`` is its shared encoding, when the caller has one."""

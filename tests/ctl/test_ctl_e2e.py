@@ -6,16 +6,16 @@ certificate, and an agent. Their config directories are the Secrets ``connect`` 
 a Secret volume would be (the files of ``cilium-kvstoremesh`` / ``cilium-clustermesh`` plus the
 projected certificates); only the mount path ``/var/lib/cilium/clustermesh/`` and the local Service's
 port are rewritten to this machine's, as a pod's mount namespace and cluster DNS would provide them.
-``status`` runs the real ``kvstoremesh-dbg`` / ``agent-dbg`` commands (exec's transport is replaced).
-Not covered here: etcd RBAC (the CNs are checked in tests/security), the kubelet, exec's transport.
+``status`` runs the real ``kvstoremesh-dbg`` / ``agent-dbg`` commands through the emulator's ``pods/exec``
+(WebSocket), as host processes. Not covered here: etcd RBAC (the CNs are checked in tests/security), the
+kubelet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import io
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -26,13 +26,10 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from apiserver.cli import main as cli_main
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter
 from apiserver.clustermesh.options import ExporterOptions
 from apiserver.ctl._certs import ca_from_secret_data
-from apiserver.ctl._exec import ExecResult
-from apiserver.ctl._kube import Kube
 from apiserver.kube import KubeOptions, build_client
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.options import KVStoreOptions
@@ -40,6 +37,7 @@ from apiserver.kvstoremesh import DaemonSettings, KVStoreMeshDaemon, MeshConfig
 from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metrics
 from localmesh.agent import Agent, AgentSettings
 from localmesh.kubesim import KubeSim
+from localmesh.kubesim._node import ContainerNotFoundError
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.ctl.conftest import NS, Clusters, write_kubeconfig
@@ -148,32 +146,34 @@ async def start_mesh_side(node: Node, index: int, kvstoremesh: bool) -> None:
     node.stack.push_async_callback(node.agent.stop)
 
 
-def dbg_exec(nodes: dict[str, Node]) -> Callable[..., Awaitable[ExecResult]]:
-    """exec that runs the real command the container would run, against the in-process daemons."""
-    async def exec_(self: Kube, namespace: str, pod: str, container: str, argv: Sequence[str], *,
-                    timeout: float = 30.0) -> ExecResult:
-        node = nodes[self.context]
-        result = ExecResult()
+class PodProcesses:
+    """The node side of exec (kubesim's ``NodeRuntime``): the command the container would run, as a host
+    process pointed at the in-process daemon behind the pod. The exec request, its WebSocket channels
+    and exit status go through the emulator's real ``pods/exec``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def log_file(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> Path:
+        raise ContainerNotFoundError(f'container "{container}" in pod "{pod}" keeps no log here')
+
+    def is_running(self, namespace: str, pod: str, container: str) -> bool:
+        return True
+
+    async def exec(self, namespace: str, pod: str, container: str, argv: Sequence[str], *,
+                   stdin: bool, tty: bool) -> asyncio.subprocess.Process:
         if container == "kvstoremesh":
-            assert node.kvstoremesh is not None and list(argv[1:]) == ["kvstoremesh-dbg", "status", "-o", "json"]
-            command = ["kvstoremesh-dbg", "-H", f"127.0.0.1:{node.kvstoremesh.api.port}", "status", "-o", "json"]
+            assert self.node.kvstoremesh is not None
+            assert list(argv) == ["/usr/bin/clustermesh-apiserver", "kvstoremesh-dbg", "status", "-o", "json"]
+            command = ["kvstoremesh-dbg", "-H", f"127.0.0.1:{self.node.kvstoremesh.api.port}", "status", "-o", "json"]
         elif argv[0] == "cilium-dbg":
-            result.exit_code, result.error = 1, 'exec: "cilium-dbg": executable file not found in $PATH'
-            return result
+            raise FileNotFoundError(2, "No such file or directory", "cilium-dbg")  # as in the local runtime
         else:
-            assert node.agent is not None
-            command = ["agent-dbg", "-H", f"127.0.0.1:{node.agent.api_port}", "status", "-o", "json"]
-        out = io.StringIO()
-
-        def run() -> int:
-            with contextlib.redirect_stdout(out):
-                return cli_main(command)
-
-        result.exit_code = await asyncio.to_thread(run)
-        result.stdout += out.getvalue().encode()
-        return result
-
-    return exec_
+            assert self.node.agent is not None and list(argv[:2]) == ["clustermesh-apiserver", "agent-dbg"]
+            command = ["agent-dbg", "-H", f"127.0.0.1:{self.node.agent.api_port}", *argv[2:]]
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "apiserver", *command, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 @pytest_asyncio.fixture
@@ -204,7 +204,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0
 @pytest.mark.parametrize("kvstoremesh", [pytest.param(True, id="kvstoremesh"),
                                          pytest.param(False, id="agents-read-remotes-directly")])
 async def test_enable_connect_status_disconnect_end_to_end(mesh: tuple[Clusters, dict[str, Node]],
-                                                           monkeypatch: pytest.MonkeyPatch, kvstoremesh: bool) -> None:
+                                                           kvstoremesh: bool) -> None:
     clusters, nodes = mesh
     for i, name in enumerate(nodes, 1):
         extra = (("--inherit-ca", "cluster1") if i > 1 else ()) + (() if kvstoremesh else ("--kvstore-mesh=false",))
@@ -228,7 +228,8 @@ async def test_enable_connect_status_disconnect_end_to_end(mesh: tuple[Clusters,
         return "ns-0/svc-0" in services and set(services["ns-0/svc-0"].backends) == {"cluster1", "cluster2"}
 
     await eventually(agents_see_both)
-    monkeypatch.setattr(Kube, "exec", dbg_exec(nodes))
+    for node in nodes.values():
+        node.sim.node_runtime = PodProcesses(node)
     result = await clusters.run("status", "--context", "cluster1", "--wait", "--wait-duration", "60s")
     assert result.code == 0, result.out + result.err
     kv_lines = ["✅ All 1 KVStoreMesh replicas are connected to all clusters [min:1 / avg:1.0 / max:1]"]

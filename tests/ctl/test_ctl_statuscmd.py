@@ -55,11 +55,17 @@ def set_up_pods(clusters: Clusters, context: str, agents: int) -> None:
     deploy["status"] = {"observedGeneration": deploy["metadata"].get("generation", 1), "replicas": 1,
                         "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}
     sim.apply(deploy)
+    def pod(name: str, app: str, containers: Sequence[str]) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": NS, "labels": {"k8s-app": app}},
+                "spec": {"nodeName": f"{context}-node0",
+                         "containers": [{"name": c, "image": "ghcr.io/clustermesh-python/clustermesh-apiserver:v0.1.0"}
+                                        for c in containers]},
+                "status": {"phase": "Running"}}
+
     for i in range(agents):
-        sim.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"cilium-{i}", "namespace": NS,
-                                                                     "labels": {"k8s-app": "cilium"}}})
-    sim.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "clustermesh-apiserver-0", "namespace": NS,
-                                                                 "labels": {"k8s-app": "clustermesh-apiserver"}}})
+        sim.apply(pod(f"cilium-{i}", "cilium", ["cilium-agent"]))
+    sim.apply(pod("clustermesh-apiserver-0", "clustermesh-apiserver", ["etcd", "apiserver", "kvstoremesh"]))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ def python_env() -> dict[str, str]:
     """The environment for our subprocesses: this tree's packages first."""
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+
+
+def readable_tmp(prefix: str) -> Path:
+    """A temporary directory that a non-root user can traverse (pytest's tmp root is mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
 
 
 def deploy_tree(tmp: Path, cluster: str = "c1", peers: tuple[str, ...] = ("c2",)) -> Path:

@@ -43,7 +43,7 @@ async def test_mesh_converges_and_follows_changes(tmp_path: object) -> None:
 
 async def test_demo_command_once() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "apiserver", "demo", "--once", "--clusters", "2", "--endpoints", "5",
+        sys.executable, "-m", "apiserver", "demo", "--simulated", "--once", "--clusters", "2", "--endpoints", "5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 0, err.decode()[-2000:]

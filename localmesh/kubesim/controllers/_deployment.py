@@ -26,6 +26,7 @@ from localmesh.kubesim.controllers._pods import (
     is_active,
     is_available,
     is_ready,
+    is_terminating,
     owned_by,
     pod_from_template,
     template_hash,
@@ -158,9 +159,10 @@ class DeploymentController(Controller):
             if old:
                 self._delete(d, old)
                 return
-            if any(p for p in pods if not is_active(p)
+            if any(p for p in pods if is_terminating(p)
+                   and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
                    and (p["metadata"].get("labels") or {}).get(HASH_LABEL) != current):
-                return  # old pods still terminating: new ones wait (Recreate's guarantee)
+                return  # old pods still shutting down: new ones wait (Recreate's guarantee)
             self._scale(d, current, new, replicas)
             return
         if not old:

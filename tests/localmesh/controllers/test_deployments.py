@@ -214,3 +214,43 @@ async def test_selector_must_match_template(kubesim: KubeSim, kubectl: Kubectl) 
     assert result.code == 1
     assert ('The Deployment "web" is invalid: spec.template.metadata.labels: Invalid value: '
             'map[string]string{"app":"other"}: `selector` does not match template `labels`') in result.err
+
+
+async def test_min_ready_seconds_delays_availability(kubesim: KubeSim, kubectl: Kubectl) -> None:
+    now = [1_800_000_000.0]
+    manager = ControllerManager(kubesim, clock=lambda: now[0])
+    await manager.start()
+    try:
+        assert (await kubectl("apply", "-f", "-", stdin=deployment(replicas=1, minReadySeconds=30).encode())).code == 0
+        [pod] = await eventually(lambda: len(pods(kubesim)) == 1 and pods(kubesim))
+        ready_at = "2027-01-15T08:00:00Z"  # 1_800_000_000 is 2027-01-15T08:00:00Z
+        patch = {"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}}
+        assert (await kubectl("patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
+                              "-p", json.dumps(patch))).code == 0
+        await eventually(lambda: status(kubesim).get("readyReplicas") == 1)
+        assert "availableReplicas" not in status(kubesim)
+        assert conditions(kubesim)["Available"] == ("False", "MinimumReplicasUnavailable")
+        now[0] += 31
+        assert (await kubectl("annotate", "deployment", "web", "touched=yes")).code == 0
+        await eventually(lambda: status(kubesim).get("availableReplicas") == 1)
+        assert conditions(kubesim)["Available"] == ("True", "MinimumReplicasAvailable")
+    finally:
+        await manager.stop()
+
+
+async def test_rollout_restart_replaces_every_pod(kubesim: KubeSim, manager: ControllerManager,
+                                                  kubectl: Kubectl) -> None:
+    assert (await kubectl("apply", "-f", "-", stdin=deployment(replicas=2).encode())).code == 0
+    before = {p["metadata"]["name"] for p in await make_all_ready(kubesim, kubectl, 2)}
+    assert (await kubectl("rollout", "restart", "deployment/web")).code == 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while {p["metadata"]["name"] for p in pods(kubesim)} & before or len(pods(kubesim)) != 2:
+        for pod in pods(kubesim):
+            if pod["metadata"]["name"] not in before and pod["status"].get("phase") != "Running":
+                await mark_ready(kubectl, pod)
+        assert loop.time() < deadline, pods(kubesim)
+        await asyncio.sleep(0.05)
+    done = await kubectl("rollout", "status", "deployment/web", "--timeout=20s")
+    assert done.code == 0 and "successfully rolled out" in done.out, done.out + done.err

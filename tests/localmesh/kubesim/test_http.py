@@ -194,8 +194,9 @@ async def test_table_output(kubesim: KubeSim, http: aiohttp.ClientSession) -> No
     async with http.get("/api/v1/services", headers={"Accept": accept}) as resp:
         table = await resp.json()
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Type", "Cluster-IP", "Age"]
-    assert table["rows"][0]["cells"][:3] == ["s", "ClusterIP", "10.1.2.3"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Type", "Cluster-IP", "External-IP",
+                                                                "Port(s)", "Age", "Selector"]
+    assert table["rows"][0]["cells"][:5] == ["s", "ClusterIP", "10.1.2.3", "<none>", "<none>"]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 

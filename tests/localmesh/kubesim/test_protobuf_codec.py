@@ -550,3 +550,44 @@ async def test_protobuf_scale_subresource(kubesim: KubeSim, http: aiohttp.Client
             assert _decode(await resp.read())[2]["spec"] == ({"replicas": replicas} if replicas else {})
         stored = kubesim.get("apps/v1", "Deployment", "web", "default")
         assert stored is not None and stored["spec"]["replicas"] == replicas
+
+
+SERVED = [
+    pytest.param("/api/v1/namespaces/default/events", "v1", "Event",
+                 {"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started",
+                  "count": 2, "type": "Normal"}, ("involvedObject", "name"), "p", id="event"),
+    pytest.param("/apis/apps/v1/namespaces/default/daemonsets", "apps/v1", "DaemonSet",
+                 {"metadata": {"name": "agent"}, "spec": {
+                     "selector": {"matchLabels": {"app": "agent"}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}},
+                 ("spec", "template", "spec", "containers", 0, "image"), "agent:1", id="daemonset"),
+    pytest.param("/api/v1/namespaces/default/pods", "v1", "Pod",
+                 {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "img:2"}]}},
+                 ("spec", "containers", 0, "image"), "img:2", id="pod"),
+    pytest.param("/api/v1/nodes", "v1", "Node", {"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.1.0.0/24"}},
+                 ("spec", "podCIDR"), "10.1.0.0/24", id="node"),
+    pytest.param("/api/v1/namespaces/default/endpoints", "v1", "Endpoints",
+                 {"metadata": {"name": "ep"}, "subsets": [{"addresses": [{"ip": "10.1.0.5"}],
+                                                           "ports": [{"port": 2379}]}]},
+                 ("subsets", 0, "addresses", 0, "ip"), "10.1.0.5", id="endpoints"),
+    pytest.param("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", "discovery.k8s.io/v1",
+                 "EndpointSlice", {"metadata": {"name": "es"}, "addressType": "IPv4",
+                                   "endpoints": [{"addresses": ["10.1.0.6"]}], "ports": [{"port": 2379}]},
+                 ("endpoints", 0, "addresses", 0), "10.1.0.6", id="endpointslice"),
+]
+
+
+@pytest.mark.parametrize(("path", "api_version", "kind", "doc", "field", "value"), SERVED)
+async def test_protobuf_create_of_served_kinds(http: aiohttp.ClientSession, path: str, api_version: str, kind: str,
+                                               doc: Obj, field: tuple[str | int, ...], value: Any) -> None:
+    body = wrap(api_version, kind, CODEC.encode(KINDS[(api_version, kind)], doc))
+    status, created = await _post(http, path, body)
+    assert status == 201, created
+    async with http.get(f"{path}/{doc['metadata']['name']}") as resp:
+        stored = await resp.json()
+    assert (stored["apiVersion"], stored["kind"]) == (api_version, kind) and stored["metadata"]["uid"]
+    got: Any = stored
+    for step in field:
+        got = got[step]
+    assert got == value

@@ -66,3 +66,31 @@ def test_field_selector(selector: str, ns: str, name: str, expected: bool) -> No
 def test_field_selector_rejects_unknown_field() -> None:
     with pytest.raises(ValueError, match=r"field label not supported: spec\.nodeName"):
         parse_field_selector("spec.nodeName=x")
+
+
+POD = {"metadata": {"name": "p", "namespace": "n"}, "spec": {"nodeName": "n1", "hostNetwork": True},
+       "status": {"phase": "Running"}}
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        pytest.param("spec.nodeName=n1", True, id="node"),
+        pytest.param("spec.nodeName=n2", False, id="other-node"),
+        pytest.param("spec.nodeName!=n2,status.phase=Running", True, id="two-terms"),
+        pytest.param("status.podIP=", True, id="missing-is-empty"),
+        pytest.param("spec.hostNetwork=true", True, id="bool-lower-case"),
+        pytest.param("metadata.name=p,spec.nodeName=n1", True, id="with-metadata"),
+    ],
+)
+def test_kind_field_selector(selector: str, expected: bool) -> None:
+    parsed = parse_field_selector(selector, ("", "Pod"))
+    assert parsed.on_object
+    assert (parsed.matches("n", "p") and parsed.matches_object(POD)) is expected
+
+
+def test_kind_fields_are_per_kind() -> None:
+    assert parse_field_selector("involvedObject.name=x,source=kubelet", ("", "Event")).on_object
+    with pytest.raises(ValueError, match=r"field label not supported: involvedObject\.name"):
+        parse_field_selector("involvedObject.name=x", ("", "Pod"))
+    assert not parse_field_selector("metadata.name=x", ("", "Pod")).on_object
