@@ -32,9 +32,13 @@ LABEL org.opencontainers.image.title="clustermesh-apiserver" \
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 # Debian's etcd-server puts etcd at /usr/bin/etcd, where the chart's etcd container and etcdinit
 # expect it (upstream's image copies the etcd release binary there too).
-RUN apt-get update \
+# The package's postinst starts its service through invoke-rc.d; policy-rc.d's exit 101 ("action
+# forbidden", Debian's policy-rc.d interface) keeps it from starting an etcd during the build.
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d \
+    && chmod 0755 /usr/sbin/policy-rc.d \
+    && apt-get update \
     && apt-get install -y --no-install-recommends etcd-server=3.4.23-4+b4 \
-    && rm -rf /var/lib/apt/lists/* /var/lib/etcd /etc/default/etcd
+    && rm -rf /var/lib/apt/lists/* /var/lib/etcd /etc/default/etcd /etc/init.d/etcd /usr/sbin/policy-rc.d
 # Exactly the wheel the builder built; its dependencies come from the builder's wheel directory only.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m pip install --no-index --find-links=/wheels \

@@ -174,3 +174,18 @@ def test_tls_component_without_issued_files_names_them(tmp_path: Path) -> None:
     done = subprocess.run([KUBECTL, "kustomize", str(tmp_path / "deploy" / "overlays" / "tls")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "components/tls/pki" in done.stderr
+
+
+def test_the_image_is_overridable_with_kustomize_images(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(DEPLOY, tree / "deploy", ignore=shutil.ignore_patterns("pki"))
+    mine = tree / "mine"
+    mine.mkdir()
+    digest = "sha256:" + "ab" * 32
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../deploy/base"],
+        "images": [{"name": "ghcr.io/clustermesh-python/clustermesh-apiserver",
+                    "newName": "registry.example/mesh/apiserver", "digest": digest}]}))
+    images = {c["image"] for c in containers(deployment(render(tree, "mine")))}
+    assert images == {f"registry.example/mesh/apiserver@{digest}"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +27,8 @@ log = get_logger(__name__)
 Obj = dict[str, Any]
 # How long a reconcile that failed waits before the next try.
 _RETRY_AFTER = 1.0
+# Decoded objects kept for read-only lists before the cache starts over.
+_CACHE_LIMIT = 50_000
 
 
 def rfc3339(seconds: float) -> str:
@@ -58,6 +60,7 @@ class Cluster:
     def __init__(self, api: Api, clock: Callable[[], float]) -> None:
         self.api = api
         self.clock = clock
+        self._decoded: dict[tuple[str, str, Key], tuple[int, Obj]] = {}
 
     def type(self, api_version: str, kind: str) -> ResourceType:
         rt = self.api.registry.by_kind(api_version, kind)
@@ -72,8 +75,28 @@ class Cluster:
         stored = self.api.store.get(rt, ((namespace or "") if rt.namespaced else "", name))
         return orjson.loads(stored.raw) if stored is not None else None
 
-    def list(self, rt: ResourceType, namespace: str | None = None) -> list[Obj]:
-        return [orjson.loads(s.raw) for s in self.api.store.iter_current(rt, namespace)]
+    def list(self, rt: ResourceType, namespace: str | None = None,
+             labels: Mapping[str, str] | None = None, *, readonly: bool = False) -> list[Obj]:
+        """Current objects, optionally only those carrying all of ``labels`` (checked before decoding).
+        ``readonly``: the caller does not change them, so decoded copies are shared between calls (an
+        informer's cache: a reconcile per pod change need not decode every pod again)."""
+        stored = self.api.store.iter_current(rt, namespace)
+        if labels:
+            wanted = labels.items()
+            stored = (s for s in stored if s.labels is not None and wanted <= s.labels.items())
+        if not readonly:
+            return [orjson.loads(s.raw) for s in stored]
+        cache = self._decoded
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()  # drops the entries of deleted objects too
+        out = []
+        for s in stored:
+            entry = (rt.group, rt.plural, s.key)
+            hit = cache.get(entry)
+            if hit is None or hit[0] != s.rv:
+                hit = cache[entry] = (s.rv, orjson.loads(s.raw))
+            out.append(hit[1])
+        return out
 
     def create(self, rt: ResourceType, obj: Obj) -> Obj:
         stored = self.api.create(rt, obj["metadata"].get("namespace"), obj)

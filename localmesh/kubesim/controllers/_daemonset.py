@@ -24,6 +24,7 @@ from localmesh.kubesim.controllers._pods import (
     is_ready,
     owned_by,
     pod_from_template,
+    selector_labels,
     template_hash,
 )
 
@@ -85,12 +86,13 @@ class DaemonSetController(Controller):
         nodes = {str(n["metadata"]["name"]): n for n in self.cluster.list(self._nodes)}
         wanted = sorted(name for name, node in nodes.items() if _eligible(ds, node))
         self._sync_pods(ds, current, wanted, min_ready, now)
-        pods = [p for p in self.cluster.list(self._pods, key[0]) if owned_by(p, ds)]
+        pods = [p for p in self.cluster.list(self._pods, key[0], selector_labels(ds), readonly=True) if owned_by(p, ds)]
         return self._write_status(ds, current, wanted, pods, min_ready, now)
 
     def _on_nodes(self, ds: Obj) -> dict[str, list[Obj]]:
         by_node: dict[str, list[Obj]] = {}
-        for pod in self.cluster.list(self._pods, ds["metadata"]["namespace"]):
+        for pod in self.cluster.list(self._pods, ds["metadata"]["namespace"], selector_labels(ds),
+                                     readonly=True):
             if owned_by(pod, ds) and is_active(pod):
                 by_node.setdefault(str(pod["spec"].get("nodeName", "")), []).append(pod)
         return by_node

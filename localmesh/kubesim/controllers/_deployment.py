@@ -29,6 +29,7 @@ from localmesh.kubesim.controllers._pods import (
     is_terminating,
     owned_by,
     pod_from_template,
+    selector_labels,
     template_hash,
 )
 
@@ -110,11 +111,16 @@ class DeploymentController(Controller):
         min_ready = int(spec.get("minReadySeconds") or 0)
         current = template_hash(spec["template"])
         d = self._record_revision(d, current)
-        pods = [p for p in self.cluster.list(self._pods, key[0]) if owned_by(p, d)]
+        pods = self._owned(d)
         if not spec.get("paused"):
             self._roll(d, current, pods, min_ready, now)
-            pods = [p for p in self.cluster.list(self._pods, key[0]) if owned_by(p, d)]
+            pods = self._owned(d)
         return self._write_status(d, current, pods, min_ready, now)
+
+    def _owned(self, d: Obj) -> list[Obj]:
+        return [p for p in self.cluster.list(self._pods, d["metadata"]["namespace"], selector_labels(d),
+                                                readonly=True)
+                if owned_by(p, d)]
 
     # -- revisions --------------------------------------------------------------------------------------
 
@@ -154,7 +160,7 @@ class DeploymentController(Controller):
         replicas = int(spec.get("replicas", 1))
         active = [p for p in pods if is_active(p)]
         new = [p for p in active if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == current]
-        old = [p for p in active if p not in new]
+        old = [p for p in active if (p["metadata"].get("labels") or {}).get(HASH_LABEL) != current]
         if (spec.get("strategy") or {}).get("type") == "Recreate":
             if old:
                 self._delete(d, old)
@@ -175,10 +181,9 @@ class DeploymentController(Controller):
                 self._create(d, current, min(room, replicas - len(new)))
         elif len(new) > replicas:
             self._delete(d, sorted(new, key=deletion_rank)[:len(new) - replicas])
-        active = [p for p in self.cluster.list(self._pods, d["metadata"]["namespace"])
-                  if owned_by(p, d) and is_active(p)]
+        active = [p for p in self._owned(d) if is_active(p)]
         new = [p for p in active if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == current]
-        old = [p for p in active if p not in new]
+        old = [p for p in active if (p["metadata"].get("labels") or {}).get(HASH_LABEL) != current]
         min_available = replicas - unavailable
         new_unavailable = sum(1 for p in new if not is_available(p, min_ready, now))
         budget = len(active) - min_available - new_unavailable

@@ -101,7 +101,8 @@ class _ServiceEndpoints(Controller):
                 for s in self.cluster.list(self._services, change.key[0]) if any(_selects(s, lb) for lb in labels)]
 
     def _selected(self, svc: Obj) -> list[Obj]:
-        pods = [p for p in self.cluster.list(self._pods, svc["metadata"]["namespace"])
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        pods = [p for p in self.cluster.list(self._pods, svc["metadata"]["namespace"], selector, readonly=True)
                 if _selects(svc, p["metadata"].get("labels"))
                 and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and _pod_ips(p)]
         return sorted(pods, key=lambda p: str(p["metadata"]["name"]))

@@ -74,6 +74,11 @@ def owned_by(obj: Obj, owner: Obj) -> bool:
     return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
 
 
+def selector_labels(owner: Obj) -> dict[str, str]:
+    """The owner's ``matchLabels``: every pod it made carries them (its template must match)."""
+    return dict(((owner.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+
+
 def fnv32a(data: bytes) -> int:
     h = 0x811C9DC5
     for byte in data:

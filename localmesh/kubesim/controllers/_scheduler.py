@@ -63,17 +63,33 @@ class Scheduler(Controller):
         self._pods = cluster.type("v1", "Pod")
         self._nodes = cluster.type("v1", "Node")
         self._events = EventRecorder(cluster, "default-scheduler")
+        self._load: Counter[str] = Counter()  # node -> active pods bound to it, kept by keys_for
+
+    @staticmethod
+    def _bound(pod: Obj | None) -> str | None:
+        if pod is None or not is_active(pod):
+            return None
+        node = (pod.get("spec") or {}).get("nodeName")
+        return str(node) if node else None
 
     def _pending(self) -> list[Key]:
-        return [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.cluster.list(self._pods)
-                if _wants_scheduling(p)]
+        pods = self.cluster.list(self._pods, readonly=True)
+        return [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods if _wants_scheduling(p)]
 
     def initial_keys(self) -> Iterable[Key]:
+        self._load = Counter(node for node in map(self._bound, self.cluster.list(self._pods)) if node)
         return self._pending()
 
     def keys_for(self, rt: ResourceType, change: Change) -> Iterable[Key]:
         if rt.kind == "Node":
             return self._pending() if change.type != DELETED else ()
+        # Called synchronously with every committed pod change, our own bindings included.
+        before, now = self._bound(change.prev), self._bound(None if change.type == DELETED else change.obj)
+        if before != now:
+            if before:
+                self._load[before] -= 1
+            if now:
+                self._load[now] += 1
         if change.type == DELETED:
             # A pod gone frees room: pods left unschedulable get another try.
             return self._pending()
@@ -101,8 +117,7 @@ class Scheduler(Controller):
             self.cluster.update(self._pods, pod, status=True)
             self._events.warning(pod, "FailedScheduling", message)
             return None
-        load = Counter(str((p.get("spec") or {}).get("nodeName")) for p in self.cluster.list(self._pods)
-                       if (p.get("spec") or {}).get("nodeName") and is_active(p))
+        load = self._load
         node = min(candidates, key=lambda n: (load[str(n["metadata"]["name"])], str(n["metadata"]["name"])))
         node_name = str(node["metadata"]["name"])
         pod["spec"]["nodeName"] = node_name

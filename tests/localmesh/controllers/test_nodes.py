@@ -124,3 +124,17 @@ async def test_scheduler_spreads_pods_over_nodes(kubesim: KubeSim, manager: Cont
                      == "n4")
     listed = await kubectl("get", "pods", "-o", "wide")
     assert listed.code == 0 and "picky" in listed.out
+
+
+async def test_scheduler_balances_many_pods(kubesim: KubeSim, manager: ControllerManager, kubectl: Kubectl) -> None:
+    for i in range(5):
+        kubesim.apply(node(f"n{i}"))
+    assert (await kubectl("apply", "-f", "-", stdin=deployment(replicas=50).encode())).code == 0
+    await eventually(lambda: len(pods(kubesim)) == 50 and all(p["spec"].get("nodeName") for p in pods(kubesim)))
+    per_node = sorted(sum(1 for p in pods(kubesim) if p["spec"]["nodeName"] == f"n{i}") for i in range(5))
+    assert per_node == [10] * 5
+    # Pods leaving a node make it the least loaded: the replacements go there.
+    for pod in [p for p in pods(kubesim) if p["spec"]["nodeName"] == "n3"][:4]:
+        kubesim.delete("v1", "Pod", pod["metadata"]["name"], "default")
+    await eventually(lambda: len(pods(kubesim)) == 50 and all(p["spec"].get("nodeName") for p in pods(kubesim)))
+    assert sum(1 for p in pods(kubesim) if p["spec"]["nodeName"] == "n3") == 10
