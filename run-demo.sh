@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command: install what is missing, then run a local simulated mesh (Ctrl-C to stop).
+# One command: install what is missing, then the Cluster Mesh guide on local clusters (root; Ctrl-C to stop).
+# --simulated runs the in-process mesh instead (no root needed).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh

@@ -96,7 +96,8 @@ def leaf_is_current(secret: Mapping[str, Any] | None, ca: CertKey, cn: str) -> b
         return False
     data = secret.get("data") or {}
     try:
-        if base64.b64decode(data.get("ca.crt", "")) != ca.cert_pem():
+        # ca.crt may be a bundle of the mesh's CAs (connect --allow-mismatching-ca): it must hold ours.
+        if ca.cert_pem() not in base64.b64decode(data.get("ca.crt", "")):
             return False
         cert = x509.load_pem_x509_certificate(base64.b64decode(data.get("tls.crt", "")))
     except ValueError:

@@ -170,7 +170,7 @@ def _reachability(clusters: Sequence[ClusterFacts]) -> Check:
         return Check("Mesh API servers reachable on their port", None,
                      detail="no mesh API server enabled yet; run 'clustermeshctl enable' first")
     problems = [f"{f.name} ({f.endpoint}): {f.reachability}" for f in measured if f.reachability]
-    return Check("Mesh API servers reachable on their port (TLS handshake with the mesh CA)", not problems,
+    return Check("Mesh API servers reachable on their port from here (TLS handshake with the mesh CA)", not problems,
                  tuple(problems), "check the Service's addresses, firewalls, and that every cluster uses one CA",
                  ", ".join(f"{f.name} {f.endpoint}" for f in measured if not f.reachability))
 
@@ -180,7 +180,8 @@ def prerequisite_checks(clusters: Sequence[ClusterFacts]) -> list[Check]:
               _kvstoremesh(clusters), _reachability(clusters)]
     checks.append(Check("Node-to-node connectivity between clusters", None,
                         detail="not checked from here: nodes of every cluster must reach each other's node IPs "
-                               "(and the tunnel port in tunnel mode)"))
+                               "(and the tunnel port in tunnel mode), and every cluster the others' mesh API "
+                               "server addresses"))
     return checks
 
 

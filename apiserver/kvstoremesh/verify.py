@@ -3,7 +3,8 @@ compared byte for byte with the local ``cilium/cache/<kind>/v1/<R>``, plus the l
 config and canaries KVStoreMesh must write for it. Read-only on every etcd.
 
 A remote whose config KVStoreMesh must refuse (missing, invalid, or advertising the local
-cluster's ID) is expected to have nothing cached at all.
+cluster's ID) is expected to have nothing cached at all. (Two remotes advertising one ID: which
+one KVStoreMesh refuses depends on which connected first, so that is not judged here.)
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ async def verify_cache(local_cluster: ClusterInfo, local: KVBackend, name: str, 
     except KVStoreError as exc:
         report.problems.append(f"remote {name}: cannot read its etcd: {exc}")
         return
+    if config is not None and config.id == local_cluster.id:
+        config = None  # refused (``ClusterIDs``): the local cluster's own ID
     for resource in RESOURCES:
         dst = resource.cache_prefix(name) + "/"
         expected: dict[str, bytes] = {}

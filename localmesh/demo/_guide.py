@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from apiserver._logging import get_logger
-from localmesh.kubesim import KubeSim, ServerTLS
+from localmesh.kubesim import KubeSim, LocalClusters
 from localmesh.kubesim._node import ContainerNotFoundError, NodeRuntime
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 
@@ -130,7 +128,9 @@ class NodeRuntimes:
 
 
 @dataclass
-class LocalCluster:
+class GuideCluster:
+    """One local cluster (``LocalClusters``' API server and controllers) and its kubelets."""
+
     name: str
     index: int
     sim: KubeSim
@@ -149,7 +149,7 @@ class GuideMesh:
         self.services, self.endpoints = services, endpoints
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="clustermesh-guide-"))
         self.kubeconfig = self.workdir / "kubeconfig"
-        self.clusters: list[LocalCluster] = []
+        self.clusters: list[GuideCluster] = []
         self.out = out
         self._stack = AsyncExitStack()
 
@@ -158,46 +158,32 @@ class GuideMesh:
     async def start(self) -> None:
         from apiserver.kube import KubeOptions, build_client
         from localmesh.kubelet import Kubelet, KubeletConfig
-        from localmesh.kubesim.controllers import ControllerManager
 
-        for i in range(1, self.count + 1):
-            name = f"cluster{i}"
-            sim = KubeSim()
-            # HTTPS, so pods get the API's CA as their service account ca.crt (in-cluster clients need it).
-            tls = ServerTLS.self_signed(self.workdir / f"{name}-api")
-            await sim.start(tls=tls)
-            self._stack.push_async_callback(sim.stop)
-            for obj in workload(name, i, services=self.services, endpoints=self.endpoints):
-                sim.apply(obj)
-            controllers = ControllerManager(sim, lb_pool=f"172.19.255.{16 * i}/28")
-            await controllers.start()
-            self._stack.push_async_callback(controllers.stop)
-            cluster = LocalCluster(name, i, sim)
-            client = await build_client(KubeOptions(kubeconfig_path=str(sim.write_kubeconfig(
-                self.workdir / f"{name}.kubeconfig"))))
+        # HTTPS, so pods get the API's CA as their service account ca.crt (in-cluster clients need it).
+        local = LocalClusters(self.count, tls=True, state_dir=self.workdir / "api")
+        await local.start()
+        self._stack.push_async_callback(local.stop)
+        local.write_kubeconfig(self.kubeconfig)
+        for i, api in enumerate(local, 1):
+            cluster = GuideCluster(api.name, i, api.sim)
+            for obj in workload(api.name, i, services=self.services, endpoints=self.endpoints):
+                api.sim.apply(obj)
+            own = local.write_kubeconfig(self.workdir / f"{api.name}.kubeconfig", current=api.name)
+            client = await build_client(KubeOptions(kubeconfig_path=str(own)))
             self._stack.push_async_callback(client.close)
             for n in range(self.nodes):
-                node = f"{name}-node{n}"
-                sim.apply(cilium_node(name, i, node, n))
-                kubelet = Kubelet(client.api_client, KubeletConfig(node_name=node, api_ca_pem=tls.ca_pem() or b""),
-                                  api_address=("127.0.0.1", sim.port))
+                node = f"{api.name}-node{n}"
+                api.sim.apply(cilium_node(api.name, i, node, n))
+                kubelet = Kubelet(client.api_client, KubeletConfig(node_name=node, api_ca_pem=api.ca_pem() or b""),
+                                  api_address=(local.host, api.port))
                 await kubelet.start()
                 self._stack.push_async_callback(kubelet.stop)
                 cluster.kubelets.append(kubelet)
+                self.out(f"  {node}: kubelet bridge {kubelet.network.bridge}, pods in {kubelet.network.subnet}")
             runtime: NodeRuntime = NodeRuntimes(cluster.kubelets)
-            sim.node_runtime = runtime
+            api.sim.node_runtime = runtime
             self.clusters.append(cluster)
-            log.info("Local cluster started", cluster=name, api=sim.url, nodes=self.nodes)
-        self._write_kubeconfig()
-
-    def _write_kubeconfig(self) -> None:
-        doc = {"apiVersion": "v1", "kind": "Config", "current-context": self.clusters[0].name,
-               "clusters": [{"name": c.name, "cluster": c.sim.kubeconfig()["clusters"][0]["cluster"]}
-                            for c in self.clusters],
-               "users": [{"name": c.name, "user": {"token": "kubesim"}} for c in self.clusters],
-               "contexts": [{"name": c.name, "context": {"cluster": c.name, "user": c.name}} for c in self.clusters]}
-        self.kubeconfig.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.kubeconfig.chmod(0o600)
+            log.info("Local cluster started", cluster=api.name, api=api.url, nodes=self.nodes)
 
     async def stop(self) -> None:
         await self._stack.aclose()
@@ -227,7 +213,7 @@ class GuideMesh:
                 await proc.wait()
         return code, "\n".join(lines)
 
-    async def _service_ip(self, cluster: LocalCluster, within: float = 60.0) -> str:
+    async def _service_ip(self, cluster: GuideCluster, within: float = 60.0) -> str:
         async with asyncio.timeout(within):
             while True:
                 svc = cluster.get("Service", "clustermesh-apiserver") or {}
@@ -262,7 +248,7 @@ class GuideMesh:
             healthy = healthy and code == 0
         return healthy
 
-    async def agent_services(self, cluster: LocalCluster) -> str:
+    async def agent_services(self, cluster: GuideCluster) -> str:
         """``agent-dbg services`` inside one agent pod of ``cluster``, through the exec API."""
         from apiserver.ctl._kube import Kube
 

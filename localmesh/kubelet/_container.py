@@ -123,6 +123,8 @@ class Container:
         env, argv = self.pod.env_for(self.spec)
         spec = self.pod.container_spec(self.spec, argv)
         scratch = self.pod.container_dir(self.name) / f"root-{self.restart_count}"
+        self.pod.event("Pulled", f'Container image "{self.image}" already present on machine')
+        self.pod.event("Created", f"Created container: {self.name}")
         proc = await self.pod.sandbox.launch(spec, env, self.log_path(self.restart_count), scratch)
         self.proc, self.env, self._kill_reason = proc, env, ""
         self.container_id = f"localmesh://{self.pod.sandbox.hostname}-{self.name}-{proc.pid}"

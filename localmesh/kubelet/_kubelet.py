@@ -232,7 +232,8 @@ class Kubelet:
         for c in foreign:
             await self.events.pod_event(obj, "ErrImageNeverPull", self._never_pull(str(c.get("image"))), warning=True)
         with contextlib.suppress(KubeAPIError):
-            await self.api.patch_status(meta.get("namespace") or "default", meta["name"], status)
+            await self.api.patch_status(meta.get("namespace") or "default", meta["name"], str(meta.get("uid", "")),
+                                        status)
 
     def _never_pull(self, image: str) -> str:
         return (f'Container image "{image}" is not present with pull policy of Never: this local kubelet '

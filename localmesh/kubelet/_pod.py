@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
+from apiserver.kube import KubeAPIError
 from localmesh.kubelet._atomic import write_atomic
 from localmesh.kubelet._backoff import CrashBackoff
 from localmesh.kubelet._container import Container, now_rfc3339
@@ -225,7 +226,6 @@ class Pod:
                     await self.sandbox.stop()
                 await asyncio.sleep(1.0)
         self.sandbox_ready = True
-        self.event("Scheduled", f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}")
         self.changed()
 
     async def _containers(self) -> None:
@@ -312,8 +312,14 @@ class Pod:
             if status == written:
                 continue
             try:
-                await self.kubelet.api.patch_status(self.namespace, self.name, status)
+                await self.kubelet.api.patch_status(self.namespace, self.name, self.uid, status)
                 written = status
+            except KubeAPIError as exc:
+                if exc.code in (404, 409):
+                    return  # the pod object is gone (or another pod of the same name took its place)
+                log.warning("Pod status not written, retrying", pod=self.title, error=str(exc))
+                await asyncio.sleep(0.5)
+                self._dirty.set()
             except Exception as exc:
                 log.warning("Pod status not written, retrying", pod=self.title, error=str(exc))
                 await asyncio.sleep(0.5)

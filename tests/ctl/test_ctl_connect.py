@@ -129,6 +129,11 @@ async def test_wrong_ca_is_refused_unless_allowed(clusters: Clusters) -> None:
             assert all(ca in bundle for ca in cas), (context, secret)
         deploy = clusters.obj(context, "Deployment", "clustermesh-apiserver", "apps/v1") or {}
         assert "cilium.io/caBundleChangeRestartedAt" in deploy["spec"]["template"]["metadata"]["annotations"]
+    # enable again keeps the certificates, and so the bundles.
+    assert (await clusters.enable("cluster3")).code == 0
+    bundle = base64.b64decode((clusters.obj("cluster3", "Secret", "clustermesh-apiserver-remote-cert") or {})
+                              ["data"]["ca.crt"])
+    assert all(ca in bundle for ca in cas)
 
 
 async def test_unreachable_and_unprepared_peers(clusters: Clusters) -> None:

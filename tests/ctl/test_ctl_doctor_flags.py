@@ -46,11 +46,11 @@ def test_guide_clusters_pass() -> None:
                  id="datapath"),
     pytest.param({"kvstoremesh": False}, "KVStoreMesh on or off everywhere", "cluster2=off", id="kvstoremesh-mixed"),
     pytest.param({"reachability": "certificate not trusted: unable to get local issuer certificate"},
-                 "Mesh API servers reachable on their port (TLS handshake with the mesh CA)", "not trusted",
+                 "Mesh API servers reachable on their port from here (TLS handshake with the mesh CA)", "not trusted",
                  id="wrong-ca"),
     pytest.param({"reachability": "[Errno 111] Connect call failed"},
-                 "Mesh API servers reachable on their port (TLS handshake with the mesh CA)", "Connect call failed",
-                 id="unreachable"),
+                 "Mesh API servers reachable on their port from here (TLS handshake with the mesh CA)",
+                 "Connect call failed", id="unreachable"),
 ])
 def test_each_prerequisite_fails_alone(change: dict[str, object], title: str, problem: str) -> None:
     broken = dataclasses.replace(C2, **change)  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ async def test_reachability_by_tls_handshake(clusters: Clusters, tls_server: int
     point_service(clusters, "cluster2", tls_server)  # same CA: cluster2's client certificate is trusted too
     result = await clusters.run("doctor", "--context", "cluster1", "--context", "cluster2")
     assert result.code == 0, result.out
-    assert (f"✅ Mesh API servers reachable on their port (TLS handshake with the mesh CA): cluster1 "
+    assert (f"✅ Mesh API servers reachable on their port from here (TLS handshake with the mesh CA): cluster1 "
             f"127.0.0.1:{tls_server}, cluster2 127.0.0.1:{tls_server}") in result.lines
     assert "✅ KVStoreMesh on or off everywhere: on" in result.lines
 

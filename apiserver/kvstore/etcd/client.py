@@ -57,6 +57,7 @@ Metadata = tuple[tuple[str, str], ...] | None
 _RETRY_BACKOFF = (0.05, 0.2, 0.5)
 PAGE_GROWTH_MAX = 64
 _CONNECT_POLL = 0.1
+_CONNECT_POLL_MAX = 2.0  # between rounds over the endpoints, doubling from _CONNECT_POLL
 
 
 class EtcdClient:
@@ -94,6 +95,8 @@ class EtcdClient:
         deadline = loop.time() + budget
         request = pb.StatusRequest().SerializeToString()
         last_error = "no attempt made"
+        pause = _CONNECT_POLL
+        attempts = 0
         while True:
             for index in range(len(self.transport.endpoints)):
                 conn = self.transport.use_endpoint(index)
@@ -110,13 +113,17 @@ class EtcdClient:
                     if not (is_connection_failure(err) or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED):
                         raise to_kvstore_error(err, conn.endpoint.url) from None
                     last_error = f"{conn.endpoint.url}: {details(err)}"
+                    attempts += 1
+                    log.warning("Unable to connect to etcd, retrying", endpoint=conn.endpoint.url,
+                                error=details(err) + tls_hint(details(err)), attempt=attempts)
                     continue
                 self.check_header(resp.header)
                 log.debug("Connected to etcd", endpoint=conn.endpoint.url, cluster_id=self._cluster_id)
                 return
             if loop.time() >= deadline:
                 raise _unreachable(self.config.endpoints, budget, last_error)
-            await asyncio.sleep(_CONNECT_POLL)
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            pause = min(pause * 2, _CONNECT_POLL_MAX)
 
     async def close(self) -> None:
         await self.transport.close()

@@ -34,7 +34,7 @@ def test_crash_backoff_doubles_to_the_maximum_and_resets_after_a_long_run() -> N
 async def test_liveness_failure_restarts_with_back_off_and_keeps_the_empty_dir(cluster: Cluster) -> None:
     container = shell("main", "echo started >> /data/starts; echo run $(cat /data/starts | wc -l); exec sleep 3600",
                       livenessProbe={"exec": {"command": ["/bin/sh", "-c", "test -e /tmp/never"]},
-                                     "periodSeconds": 1, "failureThreshold": 1},
+                                     "initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1},
                       volumeMounts=[{"name": "data", "mountPath": "/data"}])
     manifest = pod_manifest("live", [container], volumes=[{"name": "data", "emptyDir": {}}],
                             terminationGracePeriodSeconds=1)
@@ -65,7 +65,10 @@ async def test_liveness_failure_restarts_with_back_off_and_keeps_the_empty_dir(c
     assert previous == f"run {restarts}\n"
     events = {e["reason"] for e in cluster.sim.list("v1", "Event", "default")
               if e["involvedObject"]["name"] == "live"}
-    assert {"Started", "Unhealthy", "Killing", "BackOff"} <= events
+    assert {"Pulled", "Created", "Started", "Unhealthy", "Killing", "BackOff"} <= events
+    started = [e for e in cluster.sim.list("v1", "Event", "default")
+               if e["involvedObject"]["name"] == "live" and e["reason"] == "Started"]
+    assert len(started) == 1 and started[0]["count"] >= 3  # one Event, counted, per repeated message
     # the emptyDir goes with the pod
     await cluster.kubectl("delete", "pod", "live", "--wait=false")
     await eventually(lambda: cluster.pod("live") is None)
@@ -192,5 +195,26 @@ async def test_kubectl_logs_and_exec_reach_the_pod(cluster: Cluster) -> None:
     assert (code, out) == (3, "kc\n") and "oops" in err
     code, out, _ = await cluster.kubectl("exec", "-i", "kc", "--", "/bin/cat", input="from stdin")
     assert (code, out) == (0, "from stdin")
+    once = pod_manifest("once", [shell("main", "echo one; sleep 1; echo two")], restartPolicy="Never")
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(once))
+    await eventually(lambda: cluster.kubelet.is_running("default", "once", "main"))
+    _, out, _ = await cluster.kubectl("logs", "-f", "once")  # follows until the container ends
+    assert out == "one\ntwo\n"
     code, _, err = await cluster.kubectl("logs", "kc", "--previous", check=False)
     assert code != 0 and 'previous terminated container "main" in pod "kc" not found' in err
+
+
+async def test_a_new_pod_of_the_same_name_is_not_reported_on_by_the_old_one(cluster: Cluster) -> None:
+    manifest = pod_manifest("same", [shell("main", "exec sleep 3600")], terminationGracePeriodSeconds=1)
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    await eventually(lambda: cluster.condition("same", "Ready") == "True")
+    first_uid = (cluster.pod("same") or {})["metadata"]["uid"]
+    await cluster.kubectl("delete", "pod", "same", "--wait=false")
+    await eventually(lambda: cluster.pod("same") is None)
+    manifest["spec"]["containers"][0]["image"] = "docker.io/library/busybox:1"
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    await eventually(lambda: _status(cluster, "same").get("state", {}).get("waiting", {}).get("reason")
+                     == "ErrImageNeverPull")
+    second = cluster.pod("same") or {}
+    assert second["metadata"]["uid"] != first_uid and second["status"]["phase"] == "Pending"
+    assert not any(p.name == "same" for p in cluster.kubelet.pods.values())

@@ -3,6 +3,8 @@ kube-apiserver's graceful pod deletion rule."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from localmesh.kubelet._atomic import FileProjection, write_atomic
 from localmesh.kubelet._config import IMAGE_REPOSITORY, image_repository
 from localmesh.kubelet._expand import expand
-from localmesh.kubelet._probes import resolve_port
+from localmesh.kubelet._probes import ProbeSpec, resolve_port, run_probe
 from localmesh.kubesim._objects import graceful_pod_deletion
 
 ENV = {"A": "alpha", "EMPTY": "", "B": "$(A)"}
@@ -89,3 +91,36 @@ def test_graceful_pod_deletion() -> None:
     done = _pod()
     done["status"]["phase"] = "Succeeded"
     assert graceful_pod_deletion(done, None) is None  # terminal
+
+
+async def _probe_results(spec: ProbeSpec, outcomes: list[bool], *, initial: bool) -> tuple[list[bool], list[float]]:
+    """Run the probe loop over scripted check outcomes with a fake clock: (reported results, sleeps)."""
+    reported: list[bool] = []
+    sleeps: list[float] = []
+    script = iter(outcomes)
+
+    async def check() -> bool:
+        return next(script)
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > len(outcomes):
+            raise asyncio.CancelledError
+
+    with contextlib.suppress(asyncio.CancelledError, StopIteration, RuntimeError):
+        await run_probe(spec, check, reported.append, initial=initial, sleep=sleep)
+    return reported, sleeps
+
+
+async def test_probe_thresholds_and_timings() -> None:
+    spec = ProbeSpec.parse({"httpGet": {"port": 1}, "initialDelaySeconds": 5, "periodSeconds": 2,
+                            "successThreshold": 2, "failureThreshold": 3})
+    reported, sleeps = await _probe_results(spec, [True, True, False, False, True, False, False, False],
+                                            initial=False)
+    assert reported == [True, False]  # ready after 2 successes; 1 failure between does not count
+    assert sleeps[0] == 5 and set(sleeps[1:]) == {2}
+    # liveness starts as success: the first report comes from the first failureThreshold failures
+    live = ProbeSpec.parse({"exec": {"command": ["x"]}, "failureThreshold": 1})
+    assert live.period == 10 and live.timeout == 1 and live.success_threshold == 1  # API defaults
+    reported, _ = await _probe_results(live, [True, False], initial=True)
+    assert reported == [True, False]

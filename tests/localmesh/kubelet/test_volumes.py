@@ -33,6 +33,7 @@ MOUNTS = [
     {"name": "cfg", "mountPath": "/var/lib/localmesh-test/config"},
     {"name": "proj", "mountPath": "/etc/localmesh-test/projected", "readOnly": True},
     {"name": "scratch", "mountPath": "/var/run/localmesh-test-scratch"},
+    {"name": "cfg", "mountPath": "/etc/localmesh-test-users.yaml", "subPath": "users.yaml"},
 ]
 
 
@@ -54,6 +55,7 @@ async def test_volumes_at_mount_paths_follow_their_objects(cluster: Cluster) -> 
     assert await sh("cat /var/lib/localmesh-test/secrets/tls.crt") == "CERT1"
     assert await sh("stat -L -c %a /var/lib/localmesh-test/secrets/tls.key") == "400\n"
     assert await sh("ls /var/lib/localmesh-test/config") == "users.yaml\n"
+    assert await sh("cat /etc/localmesh-test-users.yaml") == "users: [a]\n"  # subPath: one file
     assert await sh("stat -L -c %a /var/lib/localmesh-test/config/users.yaml") == "644\n"
     assert (await sh("readlink /var/lib/localmesh-test/config/users.yaml")) == "..data/users.yaml\n"
     assert (await sh("readlink /var/lib/localmesh-test/config/..data")).startswith("..20")
@@ -77,6 +79,7 @@ async def test_volumes_at_mount_paths_follow_their_objects(cluster: Cluster) -> 
     assert await sh("hostname") == "vols\n"
     # none of those paths exists on the host
     for path in ("/var/lib/localmesh-test", "/etc/localmesh-test", "/var/run/localmesh-test-scratch",
+                 "/etc/localmesh-test-users.yaml",
                  "/var/run/secrets/kubernetes.io"):
         assert not exists(path), path
 
