@@ -1,6 +1,6 @@
 """Identity of a cluster in the mesh (name, ID, max connected clusters) and its validation rules.
 
-Pure code: no I/O. Rules from upstream ``pkg/clustermesh/types/option.go`` (spec section 3).
+Pure code: no I/O. Rules from upstream ``pkg/clustermesh/types/option.go``.
 """
 
 from __future__ import annotations

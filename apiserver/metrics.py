@@ -1,4 +1,4 @@
-"""Prometheus metrics with upstream names and labels (spec section 5).
+"""Prometheus metrics with upstream names and labels.
 
 One ``Metrics`` per process, on its own registry. The namespace is
 ``cilium_clustermesh_apiserver`` for the exporter and ``cilium_kvstoremesh`` for KVStoreMesh.

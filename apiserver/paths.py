@@ -1,4 +1,4 @@
-"""The etcd key space (spec sections 0.3, 1 and 6.1): prefixes, canary keys and key helpers. Pure."""
+"""The etcd key space: prefixes, canary keys and key helpers. Pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``clustermesh-apiserver clustermesh``: export the local cluster's state to etcd (spec 8.1).
+"""``clustermesh-apiserver clustermesh``: export the local cluster's state to etcd.
 
 Accepts every argument the upstream Helm chart passes to the ``apiserver`` container, so this
 image can replace upstream's. Invalid values are refused before anything is written to etcd.

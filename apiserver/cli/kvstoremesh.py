@@ -1,4 +1,4 @@
-"""``clustermesh-apiserver kvstoremesh``: flags (upstream names and defaults, spec 8.2/8.3) -> daemon.
+"""``clustermesh-apiserver kvstoremesh``: flags (upstream names and defaults) -> daemon.
 
 Wiring only. Every flag is validated before anything connects or writes: a bad value prints one
 clear line on stderr and exits 2 (``EXIT_USAGE``, as the exporter). The process runs on

@@ -8,17 +8,10 @@ from typing import Any
 
 from apiserver._logging import get_logger
 from apiserver.convert import ConversionError
-from apiserver.kube import DELETE, KubeObject, ObjectEvent
+from apiserver.kube import DELETE, KubeObject, ObjectEvent, object_name
 from apiserver.metrics import Metrics
 
 log = get_logger(__name__)
-
-
-def object_name(obj: KubeObject) -> str:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    name = meta.get("name", "<unnamed>")
-    return f"{ns}/{name}" if ns else str(name)
 
 
 class ExportHandler:

@@ -1,6 +1,6 @@
 """The exporter: one sync store per prefix, one reflector per resource, wired in upstream's order.
 
-Order of start-up (spec 9): the cluster config is written first; then the heartbeat; then the
+Order of start-up: the cluster config is written first; then the heartbeat; then the
 Namespace reflector must sync (namespaced resources are filtered by it); then every other
 reflector streams into its handler, whose sync store writes the canary once its initial list is
 in etcd. Ready = cluster config written, every canary written, and etcd answering.
@@ -17,8 +17,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
+from apiserver.clustermesh._exports import EXPORTS
 from apiserver.clustermesh.handlers import (
     EndpointHandler,
     IdentityHandler,
@@ -55,15 +57,6 @@ from apiserver.kvstore.store_reset import DEFAULT_INTERVAL as STORE_CHECK_INTERV
 from apiserver.kvstore.store_reset import StoreResetMonitor
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import KubeRequestMetrics, Metrics
-from apiserver.paths import (
-    IDENTITIES_ID_PREFIX,
-    IDENTITIES_PREFIX,
-    IP_DEFAULT_PREFIX,
-    IP_PREFIX,
-    NODES_PREFIX,
-    SERVICE_EXPORTS_PREFIX,
-    SERVICES_PREFIX,
-)
 
 log = get_logger(__name__)
 
@@ -121,18 +114,11 @@ class Exporter:
         self._bootstrapped = asyncio.Event()
         self._bootstrap: asyncio.Task[None] | None = None
 
-        def store(prefix: str, stale_prefix: str, synced_key: str | None = None) -> SyncStore:
-            return SyncStore(backend, self.leases, prefix=prefix, cluster_name=cluster.name,
-                             synced_key=synced_key, stale_prefix=stale_prefix, metrics=metrics,
-                             limiter=limiter)
-
         self.stores: dict[str, SyncStore] = {
-            "nodes": store(NODES_PREFIX, f"{NODES_PREFIX}/{cluster.name}/"),
-            "identities": store(IDENTITIES_ID_PREFIX, f"{IDENTITIES_ID_PREFIX}/", IDENTITIES_PREFIX),
-            "ip": store(IP_DEFAULT_PREFIX, f"{IP_DEFAULT_PREFIX}/", IP_PREFIX),
-            "services": store(SERVICES_PREFIX, f"{SERVICES_PREFIX}/{cluster.name}/"),
-            "serviceexports": store(SERVICE_EXPORTS_PREFIX, f"{SERVICE_EXPORTS_PREFIX}/{cluster.name}/"),
-        }
+            row.name: SyncStore(backend, self.leases, prefix=row.prefix, cluster_name=cluster.name,
+                                synced_key=row.synced_key, stale_prefix=row.stale_prefix(cluster.name),
+                                metrics=metrics, limiter=limiter)
+            for row in EXPORTS}
         self.namespaces = NamespaceGate(options.default_global_namespace)
         self._kube_metrics = KubeRequestMetrics(metrics)
         self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)
@@ -217,16 +203,16 @@ class Exporter:
         try:
             self.leases.reset()
             await self._config.stop()
-            delay = 0.1
+            backoff = Backoff(0.1, 5.0, jitter=0.0)
             while True:
                 try:
                     await self._config.write_once()
                     break
                 except Exception as exc:
+                    delay = backoff.next()
                     log.warning("Unable to write the cluster configuration after an etcd reset; retrying",
                                 error=str(exc) or repr(exc), retry_in=delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
             self._config.start()
             for sync_store in self.stores.values():
                 sync_store.store_lost()

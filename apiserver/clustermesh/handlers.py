@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from apiserver._logging import get_logger
 from apiserver.clusterinfo import ClusterInfo
-from apiserver.clustermesh._handler import ExportHandler, object_name
+from apiserver.clustermesh._handler import ExportHandler
 from apiserver.clustermesh.namespaces import NamespaceGate
 from apiserver.convert import (
     IPOwnership,
@@ -18,7 +18,7 @@ from apiserver.convert import (
     convert_cilium_node,
     identity_namespace,
 )
-from apiserver.kube import KubeObject
+from apiserver.kube import KubeObject, object_name
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
 

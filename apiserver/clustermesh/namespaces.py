@@ -1,4 +1,4 @@
-"""Global-namespace gate (spec 1.12): which namespaces are exported, and who to tell on a change."""
+"""Global-namespace gate: which namespaces are exported, and who to tell on a change."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver.kube import KubeObject, Reflector
-from apiserver.kube._backoff import Backoff
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh._handler import ExportHandler
 from apiserver.clustermesh.namespaces import NamespaceGate
 from apiserver.convert import ConversionError, convert_service, convert_service_export
-from apiserver.kube import Cache, KubeObject, ObjectEvent, index_by_service
+from apiserver.kube import Cache, KubeObject, ObjectEvent, index_by_service, namespaced_name
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
 
@@ -127,7 +127,7 @@ class ServiceExporter(JoinedExporter):
 
     def value(self, service: KubeObject) -> bytes | None:
         namespace, name = _service_of(service)
-        slices = self._other.by_index(SERVICE_INDEX, f"{namespace}/{name}")
+        slices = self._other.by_index(SERVICE_INDEX, namespaced_name(namespace, name))
         # A later slice wins on a shared address: a stable order gives a stable value.
         slices.sort(key=lambda s: s["metadata"]["name"])
         return convert_service(service, slices, self._cluster)

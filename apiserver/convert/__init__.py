@@ -1,7 +1,7 @@
 """Converters: pure functions from Kubernetes objects (raw decoded JSON) to Cilium's wire bytes.
 
 Nothing here does I/O, logging or asyncio; the exporter and KVStoreMesh call these functions and
-write the results through the sync store. Target format: Cilium 1.19 (spec section 11).
+write the results through the sync store. Target format: Cilium 1.19.
 Every converter raises :class:`ConversionError` (never ``KeyError``/``TypeError``) on input it
 cannot represent; the caller skips and counts that object.
 """

@@ -1,4 +1,4 @@
-"""``CiliumClusterConfig`` under ``cilium/cluster-config/<cluster>`` (spec sections 1.8 and 3). Pure.
+"""``CiliumClusterConfig`` under ``cilium/cluster-config/<cluster>``. Pure.
 
 Writing: every field ``omitempty`` except ``capabilities`` (Go never omits a struct), and
 ``serviceExportsEnabled`` is a pointer, so ``false`` is written while ``None`` is left out.

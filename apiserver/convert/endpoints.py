@@ -1,5 +1,5 @@
 """CiliumEndpoint / CiliumEndpointSlice -> ``IPIdentityPair`` JSON under
-``cilium/state/ip/v1/default`` (spec section 1.4). Pure.
+``cilium/state/ip/v1/default``. Pure.
 
 One entry per non-empty ``ipv4``/``ipv6`` of every ``networking.addressing[]`` item, keyed by
 the address in Go ``net.IP`` text form. Field order and ``omitempty`` follow the 1.19

@@ -1,6 +1,6 @@
 """Go ``encoding/json`` compatible serializer: what ``json.Marshal`` would write, byte for byte.
 
-Rules reproduced (spec section 0.2): compact output, dicts in insertion order (build Go structs
+Rules reproduced: compact output, dicts in insertion order (build Go structs
 in field order), Go maps sorted by key bytes (build them with :func:`go_map`), HTML-safe string
 escaping (``<`` ``>`` ``&`` as ``\\u003c`` ``\\u003e`` ``\\u0026``), U+2028/U+2029 escaped, other
 non-ASCII raw UTF-8, control characters as ``\\b \\f \\n \\r \\t`` or ``\\u00xx``.

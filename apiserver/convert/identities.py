@@ -1,4 +1,4 @@
-"""CiliumIdentity -> label list under ``cilium/state/identities/v1/id`` (spec section 1.3). Pure.
+"""CiliumIdentity -> label list under ``cilium/state/identities/v1/id``. Pure.
 
 The value is not JSON: it is upstream ``labels.Map2Labels(securityLabels, "").SortedList()``,
 ``source:key=value;`` for every label, sorted by the key without its source.

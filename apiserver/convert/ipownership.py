@@ -1,6 +1,6 @@
 """Who owns an IP-cache key when several Kubernetes objects claim the same IP. Pure.
 
-The "newer main" rule of upstream's ``CachedConverter`` (spec section 1.4): the first object
+The "newer main" rule of upstream's ``CachedConverter``: the first object
 to produce a key is its *primary* owner and only the primary's value is written; later
 claimants queue up (FIFO) as *pending* owners whose latest value is remembered, not written.
 When the primary stops producing the key (update or delete) the first pending owner takes

@@ -1,4 +1,4 @@
-"""Whether a Namespace is *global*, i.e. its objects are exported to the mesh (spec 1.12). Pure."""
+"""Whether a Namespace is *global*, i.e. its objects are exported to the mesh. Pure."""
 
 from __future__ import annotations
 

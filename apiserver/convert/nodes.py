@@ -1,4 +1,4 @@
-"""CiliumNode -> ``Node`` JSON under ``cilium/state/nodes/v1`` (spec section 1.2). Pure.
+"""CiliumNode -> ``Node`` JSON under ``cilium/state/nodes/v1``. Pure.
 
 The value is Go's ``nodeTypes.Node`` as the 1.19 clustermesh-apiserver marshals it: no JSON
 tags (Go field names), no ``omitempty`` (``null`` for absent CIDRs, lists and maps), cluster

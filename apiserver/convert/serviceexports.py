@@ -1,11 +1,11 @@
 """Service + MCS-API ServiceExport -> ``MCSAPIServiceSpec`` JSON under
-``cilium/state/serviceexports/v1`` (spec section 1.7). Pure.
+``cilium/state/serviceexports/v1``. Pure.
 
 Field order and ``omitempty`` follow upstream ``MCSAPIServiceSpec``: ``ports`` is always an
 array (``[]`` when none), ``exportCreationTimestamp`` is ``null`` when the export has no
 creation timestamp, the pointer fields (``appProtocol``, ``internalTrafficPolicy``,
 ``trafficDistribution``, ``sessionAffinityConfig``) are present exactly when set.
-Namespace filtering (spec 1.12) is the caller's job; the key is :func:`service_key`.
+Namespace filtering is the caller's job; the key is :func:`service_key`.
 """
 
 from __future__ import annotations

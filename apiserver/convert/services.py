@@ -1,12 +1,12 @@
-"""Service + EndpointSlices -> ``ClusterService`` JSON under ``cilium/state/services/v1``
-(spec section 1.5). Pure.
+"""Service + EndpointSlices -> ``ClusterService`` JSON under ``cilium/state/services/v1``.
+Pure.
 
 Mirrors the 1.19 operator ``DefaultClusterServiceConverter`` and ``ParseEndpointSliceV1``:
 only global *and* shared services are exported; frontends are the cluster IPs (verbatim)
 with the Service ports, backends the ready-or-serving addresses of the EndpointSlices
 (``netip`` text form) with the slice ports. ``hostnames``/``zones`` are ``omitempty`` (1.19),
 ``labels``/``selector`` are ``{}`` when empty, ``includeExternal``/``shared`` always true.
-Namespace filtering (spec 1.12) is the caller's job.
+Namespace filtering is the caller's job.
 
 Deliberate deviation: a zoned backend address (``fe80::1%eth0``) is skipped; upstream would
 write it and every reader would then reject the whole service.

@@ -3,8 +3,8 @@
 Reads the Kubernetes API and hands decoded objects to a consumer; knows nothing of etcd.
 """
 
+from apiserver._backoff import Backoff
 from apiserver._tokenbucket import TokenBucket
-from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import (
     Cache,
     CompactCache,
@@ -13,7 +13,9 @@ from apiserver.kube._cache import (
     KubeObject,
     MetadataCache,
     index_by_service,
+    namespaced_name,
     object_key,
+    object_name,
 )
 from apiserver.kube._http import KubeAPIError
 from apiserver.kube.config import KubeClient, KubeConfigError, KubeOptions, add_kube_flags, build_client
@@ -84,5 +86,7 @@ __all__ = [
     "check_api",
     "index_by_service",
     "label_selector_for",
+    "namespaced_name",
     "object_key",
+    "object_name",
 ]

@@ -32,6 +32,17 @@ def object_key(obj: KubeObject) -> Key:
     return meta.get("namespace") or "", meta["name"]
 
 
+def namespaced_name(namespace: str, name: str) -> str:
+    """The text form of a key: ``<namespace>/<name>``, or ``<name>`` for a cluster-scoped object."""
+    return f"{namespace}/{name}" if namespace else name
+
+
+def object_name(obj: KubeObject) -> str:
+    """``namespaced_name`` of any object, also a malformed one (for logs)."""
+    meta = obj.get("metadata") or {}
+    return namespaced_name(str(meta.get("namespace") or ""), str(meta.get("name", "<unnamed>")))
+
+
 def resource_version(obj: KubeObject) -> str:
     rv: str = obj["metadata"].get("resourceVersion") or ""
     return rv
@@ -44,7 +55,7 @@ def index_by_service(obj: KubeObject) -> tuple[str, ...]:
     service = (meta.get("labels") or {}).get("kubernetes.io/service-name")
     if not service:
         return ()
-    return (f"{meta.get('namespace') or ''}/{service}",)
+    return (namespaced_name(meta.get("namespace") or "", service),)
 
 
 class Cache:

@@ -48,10 +48,10 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 import aiohttp
 import orjson
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver._tokenbucket import TokenBucket
-from apiserver.kube._backoff import Backoff
 from apiserver.kube._cache import Cache, CompactCache, IndexFunc, Key, KubeObject, MetadataCache
 from apiserver.kube._http import KubeAPIError, KubeHTTP, Query
 from apiserver.kube._lines import LineSplitter
@@ -97,7 +97,7 @@ class ObjectHandler:
 
 
 class ReflectorMetrics(Protocol):
-    """Hook for request/error counters (the lead wires Prometheus behind it).
+    """Hook for request/error counters (``KubeRequestMetrics`` puts Prometheus behind it).
 
     ``verb`` is ``list`` (one per page) or ``watch``; ``reason`` is ``expired``, ``http_<code>``,
     ``timeout``, ``connection``, ``stream``, ``decode`` or ``handler``.

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 
@@ -50,7 +51,7 @@ class SupervisedTask:
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = self._restart_min
+        backoff = Backoff(self._restart_min, self._restart_max, jitter=0.0)
         while True:
             started = loop.time()
             try:
@@ -64,6 +65,5 @@ class SupervisedTask:
             self.restarts += 1
             # A run that lasted a while was healthy: the next failure starts the back-off afresh.
             if loop.time() - started > self._restart_max:
-                delay = self._restart_min
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._restart_max)
+                backoff.reset()
+            await asyncio.sleep(backoff.next())

@@ -1,4 +1,4 @@
-"""Keeps ``cilium/cluster-config/<C>`` equal to our cluster config (the I/O side; spec section 3).
+"""Keeps ``cilium/cluster-config/<C>`` equal to our cluster config (the I/O side).
 
 "Update if different": get the key; put it (with our lease) if it is missing, attached to a
 lease that is not ours, or holds other bytes. ``write_once()`` is called at start-up before
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import CompactedError, EventType, KVBackend
 from apiserver.kvstore._supervise import SupervisedTask
@@ -79,18 +80,19 @@ class ClusterConfigEnforcer:
             self._kick.set()
 
     async def _enforce_loop(self) -> None:
-        retry = self._retry_min
+        retry = Backoff(min(self._retry_min, self.interval), self.interval, jitter=0.0)
         while True:
             self._kick.clear()
             try:
                 await self.write_once()
             except Exception as exc:
                 self.failures += 1
+                wait = retry.next()
                 log.warning("Unable to enforce the cluster configuration; retrying", key=self.key,
-                            error=str(exc) or repr(exc), retry_in=retry)
-                wait, retry = min(retry, self.interval), min(retry * 2, self.interval)
+                            error=str(exc) or repr(exc), retry_in=wait)
             else:
-                wait, retry = self.interval, self._retry_min
+                wait = self.interval
+                retry.reset()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._kick.wait()

@@ -1,7 +1,7 @@
 """The heartbeat: ``cilium/.heartbeat`` = RFC 3339 time, with lease, written now and every 60 s.
 
 Remote readers (agents, KVStoreMesh) count a quorum error when this key has not been modified
-for more than 2 x 60 s, and reconnect after a few of them (spec section 1.10), so a writer that
+for more than 2 x 60 s, and reconnect after a few of them, so a writer that
 silently stops is an outage for every peer. Each write has a 25 s timeout; failures are logged
 and counted (``failures`` and the operation metric) and never stop the loop.
 """

@@ -1,6 +1,6 @@
 """Leases for every key the process writes: grant, share, keep alive, and notice when one is lost.
 
-Upstream behaviour (spec section 2): TTL from ``--kvstore-lease-ttl`` (default 15m, valid 25s ..
+Upstream behaviour: TTL from ``--kvstore-lease-ttl`` (default 15m, valid 25s ..
 24h), at most 1000 keys per lease (a new lease is granted when the current one is full), the
 lease kept alive roughly every TTL/3, and when a lease is lost (keepalive or put answered with
 ``LeaseNotFoundError``) every key that was attached to it is handed to the registered observers,

@@ -1,4 +1,5 @@
-"""The kvstore rate limiter: a token bucket (qps, burst) plus a cap on operations in flight.
+"""The kvstore rate limiter: a token bucket (qps, burst; ``apiserver._tokenbucket``) plus a cap on
+operations in flight.
 
 Built from the parsed ``--kvstore-opt`` (``KVStoreOptions``) as upstream builds its etcd limiter
 (``pkg/kvstore/etcd.go``): ``etcd.qps`` (default 20; burst = qps), ``etcd.bootstrapQps`` (0 = off;
@@ -26,10 +27,11 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 
 from apiserver._logging import get_logger
+from apiserver._tokenbucket import Clock, Sleep, TokenBucket
 from apiserver.kvstore.options import DEFAULT_QPS, KVStoreOptions
 from apiserver.metrics import LimiterValues
 
@@ -41,8 +43,6 @@ log = get_logger(__name__)
 OUTCOME_SUCCESS, OUTCOME_FAIL = "success", "fail"
 MEAN_OVER = 10  # requests the mean wait and processing durations are taken over (upstream's default)
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 LimiterObserver = Callable[[LimiterValues], None]
@@ -59,14 +59,12 @@ class APILimiter:
         # Upstream: burst is always the steady qps, also while the bootstrap rate applies.
         self.burst = max(1, int(burst if burst is not None else (steady or 1)))
         self._bootstrapping = steady is not None and bootstrap_qps is not None and bootstrap_qps > 0
-        self._rate: float | None = bootstrap_qps if self._bootstrapping else steady
+        self._bucket = TokenBucket(bootstrap_qps if self._bootstrapping else steady, self.burst,
+                                   clock=clock, sleep=sleep)
         inflight = max_inflight if max_inflight is not None else (int(steady) if steady else None)
         self.max_inflight = inflight if inflight is not None and inflight > 0 else None
         self._slots = asyncio.Semaphore(self.max_inflight) if self.max_inflight else None
         self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(self.burst)
-        self._last = clock()
         self.in_flight = 0
         self.acquired = 0
         self.waited_seconds = 0.0
@@ -108,7 +106,7 @@ class APILimiter:
     @property
     def rate(self) -> float | None:
         """Operations per second currently allowed (None = unlimited)."""
-        return self._rate
+        return self._bucket.rate
 
     @property
     def bootstrapping(self) -> bool:
@@ -118,10 +116,9 @@ class APILimiter:
         """Switch from the bootstrap rate to the steady rate (idempotent)."""
         if not self._bootstrapping:
             return
-        self._refill()
         self._bootstrapping = False
-        self._rate = self._steady_rate
-        log.info("Bootstrap complete, updating kvstore QPS limit", qps=self._rate)
+        self._bucket.set_rate(self._steady_rate)
+        log.info("Bootstrap complete, updating kvstore QPS limit", qps=self._steady_rate)
         self._report(None)
 
     def observe(self, observer: LimiterObserver) -> None:
@@ -130,12 +127,12 @@ class APILimiter:
         self._report(None)
 
     def values(self, outcome: str | None = None) -> LimiterValues:
-        bucket = self._rate is not None
+        rate = self._bucket.rate
         return LimiterValues(
             mean_processing_seconds=sum(self._processing) / len(self._processing) if self._processing else 0.0,
             mean_wait_seconds=sum(self._waits) / len(self._waits) if self._waits else 0.0,
             in_flight=self.in_flight, max_inflight=self.max_inflight or 0,
-            rate=float(self._rate) if self._rate is not None else 0.0, burst=self.burst if bucket else 0,
+            rate=float(rate) if rate is not None else 0.0, burst=self.burst if rate is not None else 0,
             outcome=outcome)
 
     def _report(self, outcome: str | None) -> None:
@@ -148,29 +145,8 @@ class APILimiter:
             self._processing.append(processing)
         self._report(OUTCOME_SUCCESS if ok else OUTCOME_FAIL)
 
-    def _refill(self) -> None:
-        now = self._clock()
-        if self._rate is not None:
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self._rate)
-        self._last = now
-
-    def _reserve(self) -> float:
-        """Take one token (possibly going into debt); return how long to wait for it."""
-        if self._rate is None:
-            return 0.0
-        self._refill()
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-
     async def acquire(self) -> None:
-        wait = self._reserve()
-        if wait > 0:
-            try:
-                await self._sleep(wait)
-            except BaseException:
-                self._tokens += 1.0  # give the unused reservation back
-                raise
-            self.waited_seconds += wait
+        self.waited_seconds += await self._bucket.acquire()
         if self._slots is not None:
             await self._slots.acquire()
         self.in_flight += 1
@@ -187,7 +163,7 @@ class APILimiter:
         return LimitedRequest(self)
 
     def __repr__(self) -> str:
-        return (f"APILimiter(rate={self._rate}, burst={self.burst}, max_inflight={self.max_inflight}, "
+        return (f"APILimiter(rate={self._bucket.rate}, burst={self.burst}, max_inflight={self.max_inflight}, "
                 f"bootstrapping={self._bootstrapping})")
 
 

@@ -1,6 +1,6 @@
 """The sync store: mirrors a set of key/value pairs under one prefix into etcd, in batches.
 
-Upstream shape (``pkg/kvstore/store/syncstore.go``, spec sections 1.1 and 1.9), with one
+Upstream shape (``pkg/kvstore/store/syncstore.go``), with one
 deliberate change: writes are batched, up to ``batch_size`` (<= 128) puts/deletes per Txn, and
 one Txn counts as one operation against the ``APILimiter``.
 

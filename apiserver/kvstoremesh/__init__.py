@@ -1,4 +1,4 @@
-"""KVStoreMesh: mirror every remote cluster's etcd into the local etcd (spec section 6).
+"""KVStoreMesh: mirror every remote cluster's etcd into the local etcd.
 
     config dir (one etcd client YAML per remote) -> RemoteCluster (connection state machine)
         -> ResourceMirror per resource: remote WatchStore -> local SyncStore (cilium/cache/...)

@@ -1,4 +1,4 @@
-"""Start each remote watch only once the remote says that prefix is complete (spec 1.9).
+"""Start each remote watch only once the remote says that prefix is complete.
 
 With ``syncedCanaries: true`` a remote writes ``cilium/synced/<R>/<prefix>`` after the initial
 list of ``<prefix>`` was fully written; watching earlier would mirror a partial state and let the

@@ -11,17 +11,17 @@ DEFAULT_API_SERVE_ADDR = "localhost:9889"
 
 @dataclass(frozen=True, slots=True)
 class MeshConfig:
-    # Readiness (spec 5, 6.2).
+    # Readiness.
     per_cluster_ready_timeout: float = 15.0
     global_ready_timeout: float = 600.0
-    # Removal of a remote (spec 6.1): grace period before the drain, then retries with back-off.
+    # Removal of a remote: grace period before the drain, then retries with back-off.
     disable_drain_on_disconnection: bool = False
     drain_grace_period: float = 180.0
     drain_retries: int = 5
     drain_backoff: float = 2.0
     # Revoke services/service exports of a remote unreachable for longer than this (0 = never).
     cache_ttl: float = 0.0
-    # Remote connection health (spec 1.10, 2): no heartbeat PUT for this long -> reconnect
+    # Remote connection health: no heartbeat PUT for this long -> reconnect
     # (0 disables); periodic status probes detect unreachability and a reset etcd.
     heartbeat_timeout: float = 120.0
     status_check_interval: float = 10.0

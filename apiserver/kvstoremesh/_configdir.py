@@ -1,7 +1,8 @@
-"""Watch the ``--clustermesh-config`` directory: one etcd client YAML per remote cluster (spec 6.4).
+"""Watch the ``--clustermesh-config`` directory: one etcd client YAML per remote cluster.
 
 The file name is the cluster name; a file is a cluster config iff its content contains
-``endpoints:``. Polling (stat + SHA-256 of the content, through symlinks) rather than inotify:
+``endpoints:``. Polling (stat + SHA-256 of the content through ``apiserver.filewatch``, following
+symlinks) rather than inotify:
 Kubernetes Secret volumes swap a ``..data`` symlink atomically, which polling sees as one content
 change, and no extra dependency is needed. Dot-files and directories are ignored.
 
@@ -13,7 +14,6 @@ validates cluster names: that is the mesh's decision.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
+from apiserver.filewatch import read_snapshot
 
 log = get_logger(__name__)
 
@@ -37,16 +38,14 @@ class ConfigFile:
 def read_config_file(path: str, name: str) -> ConfigFile | None:
     """The config at ``path`` (symlinks followed), or None if it is not a readable cluster config."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(os.stat(path).st_mode):
             return None
-        with open(path, "rb") as handle:
-            content = handle.read()
+        snapshot = read_snapshot(path)
     except OSError:
         return None
-    if CONFIG_MARKER not in content:
+    if CONFIG_MARKER not in snapshot.data:
         return None
-    return ConfigFile(name=name, path=path, digest=hashlib.sha256(content).hexdigest())
+    return ConfigFile(name=name, path=path, digest=snapshot.digest)
 
 
 def scan_config_dir(directory: str) -> dict[str, ConfigFile]:

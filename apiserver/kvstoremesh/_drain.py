@@ -1,4 +1,4 @@
-"""Remove everything cached for a remote cluster from the local etcd (spec 6.1, "On removal").
+"""Remove everything cached for a remote cluster from the local etcd.
 
 Order matters: the local cluster config goes first, so that no agent starts reading a cache that
 is about to disappear; then (first attempt only) a grace period lets connected agents notice and
@@ -10,7 +10,9 @@ the cluster (sync stores, cluster config enforcer) before, or they would write t
 from __future__ import annotations
 
 import asyncio
+import math
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver.kvstore import KVBackend, KVStoreError
 from apiserver.kvstoremesh._resources import drain_prefixes, local_cluster_config_key
@@ -21,7 +23,7 @@ log = get_logger(__name__)
 async def drain_cluster(backend: KVBackend, cluster: str, *, grace_period: float, retries: int,
                         backoff: float, request_timeout: float = 10.0) -> bool:
     """True once everything was deleted; False if it still failed after the retries."""
-    attempt, delay = 0, backoff
+    attempt, delays = 0, Backoff(backoff, math.inf, jitter=0.0)
     log.info("Remote cluster disconnected: draining cached data", cluster=cluster)
     while True:
         try:
@@ -40,10 +42,11 @@ async def drain_cluster(backend: KVBackend, cluster: str, *, grace_period: float
                           "same cluster without first restarting KVStoreMesh may lead to inconsistencies",
                           cluster=cluster, error=str(exc) or type(exc).__name__)
                 return False
+            delay = delays.next()
             log.warning("Failed to remove cached data from kvstore, retrying", cluster=cluster,
                         error=str(exc) or type(exc).__name__, retry_in=f"{delay:g}s")
             await asyncio.sleep(delay)
-            attempt, delay = attempt + 1, delay * 2
+            attempt += 1
             continue
         log.info("Successfully removed all cached data from kvstore", cluster=cluster)
         return True

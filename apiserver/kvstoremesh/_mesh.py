@@ -5,7 +5,7 @@ removes it (disconnect + drain, in the background) when the file goes away. A co
 while its cluster is still being removed is queued and replayed once the removal finished.
 Files named like the local cluster, or not valid cluster names, are ignored with a log line.
 
-Readiness (spec 5, 6.2) is a latch: it opens once every remote known after the first directory
+Readiness is a latch: it opens once every remote known after the first directory
 scan has synced or was excluded (no connection within ``per_cluster_ready_timeout``), or after
 ``global_ready_timeout``. Opening records ``bootstrap_seconds`` and calls ``on_bootstrap``.
 """

@@ -1,6 +1,6 @@
 """One remote cluster: its connection state machine, its reflectors, its status and its removal.
 
-Per connection attempt (spec 6.1, 3): connect with the cluster's etcd client YAML, read and
+Per connection attempt: connect with the cluster's etcd client YAML, read and
 validate ``cilium/cluster-config/<R>`` (retried for ``cluster_config_timeout``), reserve its
 cluster ID, write the local ``cilium/cluster-config/<R>`` (``cached: true``), then run the
 reflectors -- gated on the remote's canaries when it advertises ``syncedCanaries`` -- next to a
@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait, first_error, wait_event
 from apiserver.clusterinfo import ClusterInfo
@@ -191,7 +192,9 @@ class RemoteCluster:
     # ------------------------------------------------------------------ connection loop
 
     async def _run(self) -> None:
-        delay = self._cfg.reconnect_backoff_min
+        cfg = self._cfg
+        backoff = Backoff(min(cfg.reconnect_backoff_min, cfg.reconnect_backoff_max), cfg.reconnect_backoff_max,
+                          jitter=0.0)
         while True:
             self._restart.clear()
             attempt = asyncio.create_task(self._connect_once(), name=f"connect:{self.name}")
@@ -203,17 +206,15 @@ class RemoteCluster:
                 await cancel_and_wait(attempt, restart)
             if restarted:
                 log.info("etcd configuration has changed, re-creating connection", cluster=self.name)
-                delay = self._cfg.reconnect_backoff_min
+                backoff.reset()
                 continue
             exc = attempt.exception() if not attempt.cancelled() else None
             self._record_failure(first_error(exc) if exc is not None
                                  else UnavailableError("remote connection ended"))
             if self._was_established:
-                delay = self._cfg.reconnect_backoff_min
-            if await wait_event(self._restart, delay):
-                delay = self._cfg.reconnect_backoff_min
-                continue
-            delay = min(delay * 2, self._cfg.reconnect_backoff_max)
+                backoff.reset()
+            if await wait_event(self._restart, backoff.next()):
+                backoff.reset()
 
     async def _connect_once(self) -> None:
         self._was_established = False
@@ -307,7 +308,8 @@ class RemoteCluster:
         """Read and validate the remote cluster config, retrying until ``cluster_config_timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cfg.cluster_config_timeout
-        delay = self._cfg.reconnect_backoff_min
+        retry_max = self._cfg.cluster_config_retry_max
+        backoff = Backoff(min(self._cfg.reconnect_backoff_min, retry_max), retry_max, jitter=0.0)
         key = local_cluster_config_key(self.name)
         while True:
             try:
@@ -323,13 +325,13 @@ class RemoteCluster:
                 raise
             except (KVStoreError, InvalidRemoteConfigError, TimeoutError) as exc:
                 error = exc
+            delay = backoff.next()
             if loop.time() + delay > deadline:
                 raise error
             log.warning("Unable to get remote cluster configuration, retrying", cluster=self.name,
                         error=_error_text(error), retry_in=f"{delay:g}s")
             self._status_text = _error_text(error)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._cfg.cluster_config_retry_max)
 
     async def _enforce_local_config(self, remote: RemoteConfig) -> None:
         value = cached_config_value(remote)

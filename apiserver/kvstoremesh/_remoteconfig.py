@@ -1,5 +1,5 @@
 """A remote cluster's ``cilium/cluster-config/<R>`` as KVStoreMesh reads it, and the local copy it
-writes (spec 3, 6.1). Pure: decoding and validation come from ``apiserver.convert.clusterconfig``.
+writes. Pure: decoding and validation come from ``apiserver.convert.clusterconfig``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What KVStoreMesh mirrors (spec 6.1): one row per resource, and the paths derived from it. Pure.
+"""What KVStoreMesh mirrors: one row per resource, and the paths derived from it. Pure.
 
 For a remote cluster ``<R>``, every resource has:
 

@@ -1,4 +1,4 @@
-"""The ``RemoteCluster`` status model of ``GET /v1/cluster`` (spec 5) and its human rendering. Pure.
+"""The ``RemoteCluster`` status model of ``GET /v1/cluster`` and its human rendering. Pure.
 
 JSON layout follows the go-swagger models upstream: fields ordered by Go field name, every
 field ``omitempty`` except ``last-failure`` (a ``strfmt.DateTime`` struct, which Go's encoder

@@ -1,4 +1,4 @@
-"""Decide when a connection to a remote etcd must be torn down and re-created (spec 1.10, 2).
+"""Decide when a connection to a remote etcd must be torn down and re-created.
 
 Signals, each raising ``ConnectionLostError`` out of ``ConnectionWatchdog.run``:
 

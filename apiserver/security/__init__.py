@@ -1,4 +1,4 @@
-"""Security of the clustermesh etcd (spec section 4): who may read and write what, and how.
+"""Security of the clustermesh etcd: who may read and write what, and how.
 
 - ``roles``: the users, roles and key ranges as data (pure); ``users_config``: the remote users
   file and the changes it calls for (pure).

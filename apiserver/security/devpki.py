@@ -1,4 +1,4 @@
-"""A development PKI for one clustermesh-apiserver, laid out like the Helm Secrets (spec section 4).
+"""A development PKI for one clustermesh-apiserver, laid out like the Helm Secrets.
 
 ``plan_dev_pki`` builds every certificate in memory and returns the files to write (pure apart
 from key generation); ``write_dev_pki`` writes them. One directory per identity, each holding

@@ -1,6 +1,6 @@
 """``etcdinit``: turn an empty data dir into a clustermesh etcd with users, roles and auth on.
 
-Steps (spec section 4, upstream ``clustermesh-apiserver/etcdinit``): empty the data dir (its
+Steps (upstream ``clustermesh-apiserver/etcdinit``): empty the data dir (its
 contents only), start a temporary etcd on localhost, apply ``roles.clustermesh_auth_plan``,
 enable auth, stop etcd. The temporary etcd is stopped on every path out, including timeout and
 cancellation. ``apply_auth_plan`` converges rather than assumes a blank etcd, so applying it

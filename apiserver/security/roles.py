@@ -1,4 +1,4 @@
-"""The etcd users, roles and key-range permissions of a clustermesh etcd, as data (spec section 4).
+"""The etcd users, roles and key-range permissions of a clustermesh etcd, as data.
 
 Pure code: no I/O. ``clustermesh_auth_plan(cluster)`` is what ``etcdinit`` applies; the same table
 tells the per-cluster users manager which names it must never touch, and lets tests ask "may

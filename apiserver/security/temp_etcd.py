@@ -1,18 +1,16 @@
 """The short-lived, localhost-only etcd that ``etcdinit`` configures, and the data-dir wipe before it.
 
-``TemporaryEtcd`` is an async context manager: entering spawns etcd (``--initial-cluster-state=new``
-on ``http://localhost:<port>``), leaving always stops it -- SIGTERM, then SIGKILL after a grace
-period -- whether the body succeeded, failed, timed out or was cancelled. etcd's output goes to
-a private temp file whose tail is put into every error, so a failed start says why.
+``TemporaryEtcd`` is an async context manager (on ``apiserver.etcd_process``): entering spawns etcd
+(``--initial-cluster-state=new`` on ``http://localhost:<port>``), leaving always stops it --
+SIGTERM, then SIGKILL after a grace period -- whether the body succeeded, failed, timed out or was
+cancelled. etcd's output goes to a private temp file whose tail is put into every error, so a
+failed start says why.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,10 @@ from types import TracebackType
 from typing import IO
 
 from apiserver._logging import get_logger
+from apiserver.etcd_process import STOP_GRACE, EtcdProcess
 
 log = get_logger(__name__)
 
-STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 _LOG_TAIL = 3000
 
 
@@ -102,29 +100,22 @@ class EtcdLaunch:
         ]
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-    """Signal etcd's own process group (it was started in a new session), so nothing it spawned
-    outlives it either."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-
-
 class TemporaryEtcd:
     """``async with TemporaryEtcd(launch) as etcd:`` -- see the module docstring."""
 
     def __init__(self, launch: EtcdLaunch, *, stop_grace: float = STOP_GRACE) -> None:
         self.launch = launch
         self.stop_grace = stop_grace
-        self._proc: asyncio.subprocess.Process | None = None
+        self._process = EtcdProcess(launch.command())
         self._output: IO[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid
 
     @property
     def exited(self) -> bool:
-        return self._proc is not None and self._proc.returncode is not None
+        return self._process.returncode is not None
 
     def output_tail(self) -> str:
         """The last lines etcd printed (for error messages)."""
@@ -137,51 +128,32 @@ class TemporaryEtcd:
 
     def check_running(self) -> None:
         """Raise ``EtcdInitError`` with etcd's last output if the process has exited."""
-        if self._proc is not None and self._proc.returncode is not None:
-            raise EtcdInitError(
-                f"etcd exited with code {self._proc.returncode} during etcdinit; its last output:\n"
-                f"{self.output_tail()}")
+        code = self._process.returncode
+        if code is not None:
+            raise EtcdInitError(f"etcd exited with code {code} during etcdinit; its last output:\n"
+                                f"{self.output_tail()}")
 
     async def start(self) -> None:
-        cmd = self.launch.command()
-        # Our own ETCD_* variables would silently override the flags above.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         # Owned by this object and closed in stop(): it must outlive this method. Kept in the data
         # directory, the init container's only writable path (the pod's root file system is
         # read-only); the file is anonymous there, so etcd never sees it.
         self._output = tempfile.TemporaryFile(prefix="etcdinit-", dir=self.launch.data_dir)  # noqa: SIM115
-        log.debug("Executing etcd", etcdBinary=self.launch.binary, etcdFlags=" ".join(cmd[1:]))
+        log.debug("Executing etcd", etcdBinary=self.launch.binary, etcdFlags=" ".join(self._process.command[1:]))
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=self._output, env=env,
-                start_new_session=True)
+            self._process.start(self._output)
         except OSError as exc:
             self._close_output()
             raise EtcdInitError(f"cannot start etcd {self.launch.binary!r}: {exc}") from exc
-        log.info("Local etcd server process started", pid=self._proc.pid, etcdListenClientUrl=self.launch.client_url)
+        log.info("Local etcd server process started", pid=self._process.pid,
+                 etcdListenClientUrl=self.launch.client_url)
 
     async def stop(self) -> None:
         """SIGTERM, wait up to ``stop_grace``, then SIGKILL. Safe to call twice."""
-        proc = self._proc
-        if proc is None:
-            return
         try:
-            if proc.returncode is None:
-                log.info("Sending SIGTERM signal to etcd process", pid=proc.pid)
-                _signal_group(proc, signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(self.stop_grace):
-                        await proc.wait()
-                except TimeoutError:
-                    log.warning("etcd did not exit after SIGTERM; killing it", pid=proc.pid)
-                    _signal_group(proc, signal.SIGKILL)
-                    await proc.wait()
-                log.info("etcd process exited", pid=proc.pid, exitCode=proc.returncode)
-        except BaseException:
-            # Cancelled while waiting: never leave etcd behind.
-            if proc.returncode is None:
-                _signal_group(proc, signal.SIGKILL)
-            raise
+            if self._process.running:
+                log.info("Sending SIGTERM signal to etcd process", pid=self._process.pid)
+                await self._process.stop(self.stop_grace)
+                log.info("etcd process exited", pid=self._process.pid, exitCode=self._process.returncode)
         finally:
             self._close_output()
 

@@ -1,10 +1,10 @@
-"""Per-cluster remote users: keep etcd's ``remote-<peer>`` users equal to the users file (spec 4).
+"""Per-cluster remote users: keep etcd's ``remote-<peer>`` users equal to the users file.
 
 ``UsersManager(client, path)`` reads the file (``--cluster-users-config-path``), creates missing
 users without a password (the client certificate CN is the identity) and grants their role,
 revokes roles the file no longer gives and deletes managed users that left the file. Refused
 entries are logged and skipped; the rest is applied. ``start()`` polls the file's content (see
-``filewatch``) and reconciles on every change, retrying failures at the next poll, plus a full
+``apiserver.filewatch``) and reconciles on every change, retrying failures at the next poll, plus a full
 resync now and then so hand edits in etcd are undone. Only ``remote-<cluster>`` names are ever
 touched (``users_config.is_managed_user_name``), never ``root``/``admin-*``/``local-*``/``remote``.
 """
@@ -21,7 +21,7 @@ from typing import Protocol
 
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
-from apiserver.security.filewatch import ContentWatcher, FileSnapshot, read_snapshot
+from apiserver.filewatch import ContentWatcher, FileSnapshot, read_snapshot
 from apiserver.security.roles import remote_cluster_user
 from apiserver.security.users_config import (
     DEFAULT_ALLOWED_ROLES,

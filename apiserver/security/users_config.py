@@ -1,4 +1,4 @@
-"""The per-cluster remote users file and the changes it calls for (spec section 4). Pure: no I/O.
+"""The per-cluster remote users file and the changes it calls for. Pure: no I/O.
 
 The file is the ConfigMap ``clustermesh-remote-users``::
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from aiohttp import web
 
 from apiserver._logging import get_logger
@@ -66,9 +64,8 @@ class HttpServer:
             raise OSError(exc.errno, f"{self._name} server cannot listen on "
                                      f"{self._host or '*'}:{self._requested_port}: {exc.strerror}") from exc
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        ports = [s.getsockname()[1] for s in sockets if s.family in (socket.AF_INET, socket.AF_INET6)]
+        # The runner's public view of its listening sockets: (host, port[, flow, scope]) for TCP.
+        ports = [address[1] for address in runner.addresses if isinstance(address, tuple)]
         self._port = ports[0] if ports else self._requested_port
         log.info("HTTP server started", server=self._name, address=f"{self._host or '*'}:{self._port}")
 

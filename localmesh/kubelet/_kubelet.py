@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -73,7 +74,6 @@ class Kubelet:
         self.state = RunState(config.state_root, os.urandom(3).hex())
         self.network = ClusterNetwork(self.state, f"lb{self.state.run_id}")
         if config.pod_subnet:
-            import ipaddress
             self.network.subnet = ipaddress.IPv4Network(config.pod_subnet)
         self.pods: dict[str, Pod] = {}  # uid -> pod
         self.rejected: dict[str, Obj] = {}  # uid -> pod whose image is not ours

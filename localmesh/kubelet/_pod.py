@@ -258,8 +258,6 @@ class Pod:
     async def stop(self, *, grace: float = 0.0) -> None:
         """The kubelet stops or the pod object is gone: end everything, keep no trace."""
         if self._terminating is None:
-            for c in self.containers + self.init_containers:
-                c._stopping = True
             await asyncio.gather(*(c.stop(grace) for c in self.containers + self.init_containers))
             await cancel_and_wait(self._task)
             with contextlib.suppress(Exception):

@@ -238,7 +238,35 @@ NODE: tuple[Printed, ...] = (
                                                 if a.get("type") == "InternalIP"), _NONE), 1),
 )
 
+def _involved(event: Obj) -> Obj:
+    involved = event.get("involvedObject")
+    return involved if isinstance(involved, dict) else {}
+
+
+def _last_seen(event: Obj, now: dt.datetime) -> str:
+    stamp = event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+        "creationTimestamp")
+    if isinstance(stamp, str) and "." in stamp:  # eventTime carries microseconds
+        stamp = stamp.split(".", 1)[0] + "Z"
+    return _since(stamp, now)
+
+
+# Events have no leading Name column (it is the last, wide one).
+EVENT: tuple[Printed, ...] = (
+    Printed("Last Seen", _last_seen), Printed("Type", lambda e, now: str(e.get("type") or "")),
+    Printed("Reason", lambda e, now: str(e.get("reason") or "")),
+    Printed("Object", lambda e, now: f"{str(_involved(e).get('kind', '')).lower()}/{_involved(e).get('name', '')}"),
+    Printed("Subobject", lambda e, now: str(_involved(e).get("fieldPath") or ""), 1),
+    Printed("Source", lambda e, now: str((e.get("source") or {}).get("component") or ""), 1),
+    Printed("Message", lambda e, now: str(e.get("message") or "").strip()),
+    Printed("First Seen", lambda e, now: _since(e.get("firstTimestamp"), now), 1),
+    Printed("Count", lambda e, now: str(e.get("count") or 1), 1),
+    Printed("Name", lambda e, now: str((e.get("metadata") or {}).get("name", "")), 1),
+)
+NAMELESS = frozenset({("", "Event")})
+
 PRINTERS: dict[tuple[str, str], tuple[Printed, ...]] = {
+    ("", "Event"): EVENT,
     ("", "Pod"): POD, ("apps", "Deployment"): DEPLOYMENT, ("apps", "DaemonSet"): DAEMONSET,
     ("", "Service"): SERVICE, ("", "Endpoints"): ENDPOINTS, ("", "Node"): NODE,
 }

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from localmesh.kubesim._printers import PRINTERS
+from localmesh.kubesim._printers import NAMELESS, PRINTERS
 from localmesh.kubesim._resources import ResourceType
 from localmesh.kubesim._watch import Stored
 
@@ -85,8 +85,9 @@ def _lookup(obj: Obj, path: str) -> Any:
 def columns(rt: ResourceType) -> list[Obj]:
     printed = PRINTERS.get((rt.group, rt.kind))
     if printed is not None:
-        return [_NAME_COLUMN, *({"name": p.name, "type": p.type, "format": "", "description": p.name,
-                                 "priority": p.priority} for p in printed)]
+        lead = [] if (rt.group, rt.kind) in NAMELESS else [_NAME_COLUMN]
+        return [*lead, *({"name": p.name, "type": p.type, "format": "", "description": p.name,
+                          "priority": p.priority} for p in printed)]
     extra = [{"name": c.name, "type": c.type, "format": "", "description": c.name, "priority": c.priority}
              for c in rt.columns]
     return [_NAME_COLUMN, *extra, _AGE_COLUMN]
@@ -97,6 +98,8 @@ def _row(rt: ResourceType, obj: Obj, include: str, now: dt.datetime) -> Obj:
     cells: list[Any] = [meta.get("name", "")]
     printed = PRINTERS.get((rt.group, rt.kind))
     if printed is not None:
+        if (rt.group, rt.kind) in NAMELESS:
+            cells.clear()
         cells.extend(p.cell(obj, now) for p in printed)
     else:
         for c in rt.columns:

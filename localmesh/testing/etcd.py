@@ -1,7 +1,8 @@
 """Real etcd processes for tests, benchmarks and the demo: plain, TLS with client-cert auth, RBAC.
 
-``EtcdServer`` runs the system ``etcd`` on free loopback ports with its data on tmpfs, waits until
-a write succeeds, and can be stopped, SIGKILLed and restarted on the same data dir and ports.
+``EtcdServer`` runs the system ``etcd`` (through the product's launcher, ``apiserver.etcd_process``)
+on free loopback ports with its data on tmpfs, waits until a write succeeds, and can be stopped,
+SIGKILLed and restarted on the same data dir and ports.
 ``EtcdTLS`` is a throwaway PKI (see ``apiserver.security.pki``) laid out for etcd and its clients.
 
 The helper talks to etcd only through ``etcdctl`` so that it never depends on the project's own
@@ -17,7 +18,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from apiserver.etcd_process import EtcdProcess, clean_env, with_parent_death_signal
 from apiserver.kvstore.etcd.config import EtcdConfig
 from apiserver.security.pki import CertFiles, CertKey, generate_ca, issue_cert
 
@@ -53,7 +54,7 @@ class EtcdStartError(RuntimeError):
 
 
 class _PortTakenError(EtcdStartError):
-    """Another process grabbed a port between our pick and etcd's bind (teammates run etcds too)."""
+    """Another process grabbed a port between our pick and etcd's bind (other processes run etcds too)."""
 
 
 def etcd_binaries() -> tuple[str, str]:
@@ -120,10 +121,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _clean_env() -> dict[str, str]:
-    # etcd and etcdctl read ETCD_* / ETCDCTL_* variables as flags; a stray one would change our setup.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
-    env["ETCDCTL_API"] = "3"
-    return env
+    return clean_env({"ETCDCTL_API": "3"})
 
 
 class EtcdTLS:
@@ -211,7 +209,7 @@ class EtcdServer:
         self.data_dir = self._base / "data"
         self.log_file = self._base / "etcd.log"
         self._client_port, self._peer_port = _free_ports(2)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process: EtcdProcess | None = None
         self._auth_enabled = False
         self._started_once = False
         self._closed = False
@@ -241,7 +239,7 @@ class EtcdServer:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        return self._process.pid if self._process is not None and self._process.running else None
 
     @property
     def running(self) -> bool:
@@ -306,11 +304,8 @@ class EtcdServer:
             cmd += ["--cert-file", str(self.tls.server.cert_file), "--key-file", str(self.tls.server.key_file),
                     "--trusted-ca-file", str(self.tls.ca_file), "--client-cert-auth"]
         cmd += self.extra_args
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None:
-            # If the test process dies without cleanup, the kernel kills etcd with it.
-            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
-        return cmd
+        # If the test process dies without cleanup, the kernel kills etcd with it.
+        return with_parent_death_signal(cmd)
 
     def _spawn(self) -> None:
         if self._closed:
@@ -318,9 +313,9 @@ class EtcdServer:
         if self.running:
             raise RuntimeError(f"etcd already running (pid {self.pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = EtcdProcess(self._command(), env=_clean_env())
         with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          env=_clean_env(), start_new_session=True)
+            self._process.start(log)
 
     def _log_tail(self, limit: int = 4000) -> str:
         try:
@@ -330,7 +325,7 @@ class EtcdServer:
 
     def _probe(self) -> str | None:
         """One readiness attempt: None once a write went through, else the reason it did not."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self._process is None or not self._process.running:
             return "etcd is not running"
         try:
             # etcd also serves the client API on its *peer* port: if our client port is another
@@ -356,8 +351,8 @@ class EtcdServer:
         return None
 
     def _check_alive(self, deadline: float, last_error: str | None) -> None:
-        assert self._proc is not None
-        code = self._proc.poll()
+        assert self._process is not None
+        code = self._process.returncode
         if code is not None:
             if not self._started_once and "address already in use" in self._log_tail():
                 raise _PortTakenError("port taken")
@@ -381,65 +376,63 @@ class EtcdServer:
         self.log_file.unlink(missing_ok=True)
         self._client_port, self._peer_port = _free_ports(2)
 
+    def _wait_ready(self) -> None:
+        """Block until a write succeeds (any thread); ``_PortTakenError`` if another etcd won the port."""
+        deadline = time.monotonic() + self.startup_timeout
+        while (error := self._probe()) is not None:
+            self._check_alive(deadline, error)
+            time.sleep(0.05)
+
+    def _port_clash(self, attempt: int) -> None:
+        if attempt == _PORT_ATTEMPTS - 1:
+            raise _PortTakenError(f"ports still taken after {_PORT_ATTEMPTS} attempts")
+        self._new_ports()
+
     def start_sync(self) -> EtcdServer:
         """Start etcd and block until a write succeeds (and auth is bootstrapped when asked)."""
         for attempt in range(_PORT_ATTEMPTS):
             self._spawn()
-            deadline = time.monotonic() + self.startup_timeout
             try:
-                while (error := self._probe()) is not None:
-                    self._check_alive(deadline, error)
-                    time.sleep(0.05)
+                self._wait_ready()
                 break
             except _PortTakenError:
-                if attempt == _PORT_ATTEMPTS - 1:
-                    raise
-                self._new_ports()
+                self._port_clash(attempt)
         self._started_once = True
         if self.auth and not self._auth_enabled:
             self._bootstrap_auth()
         return self
 
     async def start(self) -> EtcdServer:
-        """Async ``start_sync``: the process is spawned from the calling thread, probes run in threads."""
+        """``start_sync`` without blocking the loop: etcd is spawned from the calling thread (its
+        parent-death signal is tied to that thread), the readiness probes run in a worker thread."""
         for attempt in range(_PORT_ATTEMPTS):
             self._spawn()
-            deadline = time.monotonic() + self.startup_timeout
             try:
-                while (error := await asyncio.to_thread(self._probe)) is not None:
-                    self._check_alive(deadline, error)
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(self._wait_ready)
                 break
             except _PortTakenError:
-                if attempt == _PORT_ATTEMPTS - 1:
-                    raise
-                self._new_ports()
+                self._port_clash(attempt)
         self._started_once = True
         if self.auth and not self._auth_enabled:
             await asyncio.to_thread(self._bootstrap_auth)
         return self
 
     def _hard_kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        if self._process is not None:
+            self._process.kill()
 
     def stop_sync(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the data dir is kept."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self._hard_kill()
+        if self._process is not None:
+            self._process.stop_sync(grace)
 
     def kill_sync(self) -> None:
         """SIGKILL (a crash): no clean shutdown, the data dir is kept."""
         self._hard_kill()
 
     async def stop(self, grace: float = 10.0) -> None:
-        await asyncio.to_thread(self.stop_sync, grace)
+        if self._process is not None:
+            await self._process.stop(grace)
 
     async def kill(self) -> None:
         # SIGKILL returns at once; waiting for the zombie is instant too, so no thread needed.

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,9 @@ from apiserver.kvstore.options import KVStoreOptions
 from apiserver.metrics import Metrics
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.polling import eventually as wait_for
 
 CLUSTER = ClusterInfo("cluster1", 1)
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
 
 
 async def dump_etcd(endpoint: str, prefix: str = "") -> dict[str, bytes]:

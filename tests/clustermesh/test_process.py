@@ -18,7 +18,7 @@ from localmesh.testing.etcd import EtcdServer
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.clustermesh.conftest import dump_etcd, wait_for
 
-# The exact arguments of the upstream Helm chart's apiserver container (spec 8.3), with test ports.
+# The exact arguments of the upstream Helm chart's apiserver container, with test ports.
 HELM_ARGS = [
     "--cluster-name=cluster1", "--cluster-id=1",
     "--kvstore-opt=etcd.qps=20", "--kvstore-opt=etcd.bootstrapQps=10000",

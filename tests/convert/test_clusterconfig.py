@@ -1,4 +1,4 @@
-"""cilium/cluster-config/<cluster>: writing, Go-style reading, remote validation (spec 1.8, 3)."""
+"""cilium/cluster-config/<cluster>: writing, Go-style reading, remote validation."""
 
 from __future__ import annotations
 

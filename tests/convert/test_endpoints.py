@@ -1,4 +1,4 @@
-"""CiliumEndpoint(Slice) -> cilium/state/ip/v1/default/<ip> (spec section 1.4), through IPOwnership."""
+"""CiliumEndpoint(Slice) -> cilium/state/ip/v1/default/<ip>, through IPOwnership."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""go_json / go_map: byte-compatibility with Go's encoding/json (spec section 0.2)."""
+"""go_json / go_map: byte-compatibility with Go's encoding/json."""
 
 from __future__ import annotations
 

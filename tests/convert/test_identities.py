@@ -1,4 +1,4 @@
-"""CiliumIdentity -> cilium/state/identities/v1/id/<id> (spec section 1.3)."""
+"""CiliumIdentity -> cilium/state/identities/v1/id/<id>."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Go ``net.IP`` / ``netip.Addr`` text forms and ``net.ParseCIDR`` (spec section 0.2)."""
+"""Go ``net.IP`` / ``netip.Addr`` text forms and ``net.ParseCIDR``."""
 
 from __future__ import annotations
 

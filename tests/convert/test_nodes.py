@@ -1,4 +1,4 @@
-"""CiliumNode -> cilium/state/nodes/v1/<cluster>/<node> (spec section 1.2)."""
+"""CiliumNode -> cilium/state/nodes/v1/<cluster>/<node>."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Service + ServiceExport -> cilium/state/serviceexports/v1/<cluster>/<ns>/<name> (spec section 1.7)."""
+"""Service + ServiceExport -> cilium/state/serviceexports/v1/<cluster>/<ns>/<name>."""
 
 from __future__ import annotations
 

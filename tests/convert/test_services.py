@@ -1,4 +1,4 @@
-"""Service + EndpointSlices -> cilium/state/services/v1/<cluster>/<ns>/<name> (spec section 1.5)."""
+"""Service + EndpointSlices -> cilium/state/services/v1/<cluster>/<ns>/<name>."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from apiserver.kube import (
     ReflectorOptions,
     build_client,
 )
+from localmesh.testing.polling import eventually as _eventually
 
 # Short backoff so retry tests finish fast; idle timeout above the emulator's 1 s bookmarks.
 FAST = ReflectorOptions(page_size=100, backoff_initial=0.01, backoff_max=0.1, idle_timeout=10.0,
@@ -54,15 +54,6 @@ class Recorder:
 
 
 Eventually = Callable[..., Awaitable[None]]
-
-
-async def _eventually(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

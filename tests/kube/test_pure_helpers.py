@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,9 @@ from apiserver.kube import (
     Backoff,
     TokenBucket,
     label_selector_for,
+    namespaced_name,
+    object_key,
+    object_name,
 )
 from apiserver.kube._lines import LineSplitter, LineTooLongError
 from apiserver.kube.resources import service_proxy_selector
@@ -67,24 +71,47 @@ def test_backoff_rejects_nonsense() -> None:
 
 def test_rate_limiter_burst_then_rate() -> None:
     now = [100.0]
-    rl = TokenBucket(qps=10, burst=3, clock=lambda: now[0])
+    rl = TokenBucket(10, burst=3, clock=lambda: now[0])
     assert [rl.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert rl.try_acquire() == pytest.approx(0.1)
     now[0] += 0.25  # 2.5 tokens back
     assert rl.try_acquire() == 0.0
     assert rl.try_acquire() == 0.0
     assert rl.try_acquire() == pytest.approx(0.05)
-    assert TokenBucket(qps=0, burst=1).unlimited
+    assert TokenBucket(0, burst=1).unlimited
+    assert TokenBucket(None, burst=1).try_acquire() == 0.0
 
 
-async def test_rate_limiter_acquire_waits() -> None:
-    rl = TokenBucket(qps=200, burst=1)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for _ in range(5):
+async def test_rate_limiter_acquire_waits_first_come_first_served() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    rl = TokenBucket(200, burst=1, clock=lambda: now[0], sleep=sleep)
+    waits = [await rl.acquire() for _ in range(5)]
+    # 1 from the burst, then one every 5 ms.
+    assert waits == pytest.approx([0.0, 0.005, 0.005, 0.005, 0.005])
+    assert now[0] == pytest.approx(0.02)
+    # Reserved ahead: three callers at once wait 5, 10 and 15 ms, in their order.
+    assert [rl.reserve() for _ in range(3)] == pytest.approx([0.005, 0.010, 0.015])
+
+
+async def test_rate_limiter_cancelled_wait_gives_its_token_back() -> None:
+    now = [0.0]
+
+    async def never(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    rl = TokenBucket(10, burst=1, clock=lambda: now[0], sleep=never)
+    assert await rl.acquire() == 0.0
+    with pytest.raises(asyncio.CancelledError):
         await rl.acquire()
-    # 1 from the burst, 4 at 200/s: at least ~20 ms.
-    assert loop.time() - start >= 0.018
+    assert rl.reserve() == pytest.approx(0.1)  # not 0.2: the cancelled waiter's token came back
+    rl.set_rate(None)
+    assert rl.unlimited and rl.reserve() == 0.0
 
 
 @pytest.mark.parametrize(("proxy", "expected"), [
@@ -123,3 +150,18 @@ def test_resource_namespaced_paths() -> None:
     assert ENDPOINT_SLICES.api_version == "discovery.k8s.io/v1"
     with pytest.raises(ValueError, match="cluster-scoped"):
         CILIUM_NODES.list_path("default")
+
+
+@pytest.mark.parametrize(("obj", "name"), [
+    pytest.param({"metadata": {"namespace": "ns", "name": "a"}}, "ns/a", id="namespaced"),
+    pytest.param({"metadata": {"name": "node1"}}, "node1", id="cluster-scoped"),
+    pytest.param({"metadata": {"namespace": "ns"}}, "ns/<unnamed>", id="malformed"),
+    pytest.param({}, "<unnamed>", id="no-metadata"),
+])
+def test_object_name(obj: dict[str, Any], name: str) -> None:
+    assert object_name(obj) == name
+
+
+def test_namespaced_name_is_the_text_of_object_key() -> None:
+    obj = {"metadata": {"namespace": "ns", "name": "a"}}
+    assert namespaced_name(*object_key(obj)) == object_name(obj) == "ns/a"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from apiserver.kvstore import CompactedError, KeyValue, UnavailableError, WatchBatch
 from apiserver.kvstore.watchstore import WatchStore, WatchStoreBusyError
 from localmesh.memory.kv import MemoryKV
+from localmesh.testing.polling import eventually
 
 PREFIX = "cilium/state/nodes/v1/cluster1"
 
@@ -32,14 +33,6 @@ class Recorder:
     def on_delete(self, key: str) -> None:
         del self.state[key]  # a delete for an unknown key is a bug: KeyError fails the test
         self.log.append(("delete", key))
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 def remote_state(kv: MemoryKV, prefix: str = PREFIX) -> dict[str, bytes]:

@@ -1,16 +1,15 @@
 """Test helpers for KVStoreMesh: seeding a remote with wire-format keys, and computing exactly what
-the local cache must contain for it (spec 6.1). Shared by the unit and the real-etcd tests."""
+the local cache must contain for it. Shared by the unit and the real-etcd tests."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from apiserver.convert.clusterconfig import CiliumClusterConfig, cluster_config_value
 from apiserver.kvstoremesh import RESOURCES
 from apiserver.paths import join_key
+from localmesh.testing.polling import eventually as eventually
 
 CANARY = b"2026-01-01T00:00:00Z"
 KIND_PREFIX = {  # resource name -> wire prefix of its keys on a non-cached remote
@@ -110,26 +109,6 @@ def local_view(snapshot: Mapping[str, bytes], name: str) -> dict[str, bytes]:
                 key.startswith(r.cache_prefix(name) + "/") for r in RESOURCES):
             out[key] = value
     return out
-
-
-async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0,
-                     what: str = "condition") -> None:
-    """Poll ``check`` (sync or async) until true, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            last = result
-        except AssertionError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
-        await asyncio.sleep(0.02)
 
 
 def diff(actual: Mapping[str, bytes], expected: Mapping[str, bytes]) -> str:

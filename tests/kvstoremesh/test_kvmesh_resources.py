@@ -1,4 +1,4 @@
-"""Mirrored paths (spec 6.1): what is watched on the remote and where it lands locally."""
+"""Mirrored paths: what is watched on the remote and where it lands locally."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ async def test_initial_mirror_of_three_remotes_is_exact_and_ready(memmesh: MemMe
     assert memmesh.bootstrapped == 1
     assert memmesh.metric("bootstrap_seconds", source_cluster="local") is not None
     assert memmesh.metric("remote_clusters") == 3
-    # The local cluster config of a mirrored cluster, byte for byte (spec 6.1 example layout).
+    # The local cluster config of a mirrored cluster, byte for byte.
     assert memmesh.local.snapshot()["cilium/cluster-config/c4"] == (
         b'{"id":4,"capabilities":{"syncedCanaries":true,"cached":true,"maxConnectedClusters":255,'
         b'"serviceExportsEnabled":false}}')

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
-from meshtest import MeshEtcd, dev_pki_under, start_mesh_etcd, wait_for
+from meshtest import MeshEtcd, dev_pki_under, start_mesh_etcd
 
 from localmesh.memory.auth import MemoryAuthAdmin
+from localmesh.testing.polling import eventually as wait_for
 
 
 @pytest.fixture(scope="module")

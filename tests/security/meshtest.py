@@ -8,13 +8,11 @@ test server's CA).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +59,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0
 
 
 def run_etcdinit(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """etcdinit on free ports; retried if a teammate's etcd grabbed a port between pick and bind."""
+    """etcdinit on free ports; retried if another process's etcd grabbed a port between pick and bind."""
     for _ in range(3):
         client_port, peer_port = free_ports(2)
         result = run_cli("etcdinit", f"--etcd-data-dir={data_dir}", f"--etcd-client-port={client_port}",
@@ -111,15 +109,6 @@ def start_mesh_etcd(base: Path, *, seed: bool = True) -> EtcdServer:
         server.close_sync()
         raise
     return server
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds or ``within`` seconds pass (no blind sleeps)."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

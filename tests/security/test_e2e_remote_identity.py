@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from meshtest import dev_pki_under, start_mesh_etcd, wait_for
+from meshtest import dev_pki_under, start_mesh_etcd
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh.exporter import Exporter
@@ -25,6 +25,7 @@ from apiserver.metrics import APISERVER_NAMESPACE, KVSTOREMESH_NAMESPACE, Metric
 from apiserver.security.users import UsersManager
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.polling import eventually as wait_for
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 
 C1, C2 = ClusterInfo("c1", 1), ClusterInfo("c2", 2)
@@ -44,7 +45,7 @@ async def dump(client: EtcdClient, prefix: str) -> dict[str, bytes]:
 
 def helm_kvstoremesh_secret(config_dir: Path, identity_dir: Path, endpoint: str) -> Path:
     """The ``cilium-kvstoremesh`` volume: the remote cert as ``common-etcd-client*`` plus one
-    etcd client YAML per remote cluster, named after it (spec 6.4)."""
+    etcd client YAML per remote cluster, named after it."""
     config_dir.mkdir()
     shutil.copy(identity_dir / "tls.crt", config_dir / "common-etcd-client.crt")
     shutil.copy(identity_dir / "tls.key", config_dir / "common-etcd-client.key")
@@ -107,7 +108,7 @@ async def test_kvstoremesh_mirrors_a_remote_with_a_read_only_identity(tmp_path: 
                         return False
                 return True
 
-            await wait_for(mirrored, within=30, what="c1's state in c2's cache, byte for byte")
+            await wait_for(mirrored, timeout=30, what="c1's state in c2's cache, byte for byte")
             assert b'"cached":true' in (await dump(c2, "cilium/cluster-config/c1"))["cilium/cluster-config/c1"]
         status = {s.name: s for s in daemon.mesh.status()}
         assert status["c1"].ready and status["c1"].connected

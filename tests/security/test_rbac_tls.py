@@ -1,4 +1,4 @@
-"""Each etcd identity, with its own certificate, against a real etcd set up by our etcdinit (spec 4).
+"""Each etcd identity, with its own certificate, against a real etcd set up by our etcdinit.
 
 etcd runs with TLS, ``--client-cert-auth`` and auth on; the certificate CN is the user.
 """

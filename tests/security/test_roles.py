@@ -1,4 +1,4 @@
-"""The role/permission table of spec section 4, checked as data (no etcd)."""
+"""The role/permission table, checked as data (no etcd)."""
 
 from __future__ import annotations
 

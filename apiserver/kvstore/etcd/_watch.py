@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import CompactedError, KVStoreError, PermissionDeniedError, WatchBatch
 from apiserver.kvstore.etcd._codec import prefix_range, to_events
@@ -81,7 +82,7 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
                        progress_notify: bool) -> AsyncGenerator[WatchBatch, None]:
     key, range_end = prefix_range(prefix)
     next_rev = start_revision  # 0 until the first created response tells us "now"
-    backoff = _BACKOFF_INITIAL
+    backoff = Backoff(_BACKOFF_INITIAL, _BACKOFF_MAX, jitter=0.0)
     reauthenticated = False
     while True:
         conn: Connection = host.transport.current()
@@ -108,7 +109,8 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
                         raise PermissionDeniedError(f"watch on {prefix!r}: {reason}")
                     raise KVStoreError(f"etcd canceled the watch on {prefix!r}: {reason or 'no reason given'}")
                 if resp.created:
-                    backoff, reauthenticated = _BACKOFF_INITIAL, False
+                    backoff.reset()
+                    reauthenticated = False
                     if next_rev == 0:
                         next_rev = resp.header.revision + 1
                     continue
@@ -138,5 +140,4 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
             log.debug("etcd watch channel replaced, resuming", prefix=prefix, revision=next_rev)
         finally:
             call.cancel()
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, _BACKOFF_MAX)
+        await asyncio.sleep(backoff.next())

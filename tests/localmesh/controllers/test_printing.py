@@ -75,6 +75,9 @@ async def test_describe_shows_events_and_field_selectors(kubesim: KubeSim, manag
     on_n2 = await kubectl("get", "pods", "--field-selector", "spec.nodeName=n2", "-o", "name")
     assert on_n2.out.strip() == "pod/" + next(p["metadata"]["name"] for p in pods(kubesim)
                                               if p["spec"]["nodeName"] == "n2")
+    listed = _rows((await kubectl("get", "events")).out)
+    assert listed[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert any(row[2:5] == ["SuccessfulCreate", "deployment/web", "Created"] for row in listed[1:])
     wrong = await kubectl("get", "pods", "--field-selector", "involvedObject.name=x")
     assert wrong.code == 1 and "field label not supported: involvedObject.name" in wrong.err
 

@@ -11,7 +11,7 @@ import yaml
 
 from localmesh.kubelet import BackoffPolicy, CrashBackoff
 from localmesh.kubesim._node import ContainerNotFoundError
-from tests.localmesh.kubelet.conftest import Cluster, eventually, exists, pod_manifest, run_in, shell
+from tests.localmesh.kubelet.conftest import Cluster, eventually, exists, pod_manifest, read_text, run_in, shell
 
 
 def _docs(*objs: dict) -> str:  # type: ignore[type-arg]
@@ -58,11 +58,11 @@ async def test_liveness_failure_restarts_with_back_off_and_keeps_the_empty_dir(c
     starts = (data_dir / "starts").read_text().count("started")
     assert starts >= status["restartCount"] + 1
     # logs: each instance its own file, --previous the one before the current
-    restarts = pod.containers[0].restart_count
-    current = cluster.kubelet.log_file("default", "live", "main").read_text()
-    assert current in ("", f"run {restarts + 1}\n")  # (the newest instance may not have written yet)
-    previous = cluster.kubelet.log_file("default", "live", "main", previous=True).read_text()
-    assert previous == f"run {restarts}\n"
+    container = pod.containers[0]
+    restarts = container.restart_count
+    assert cluster.kubelet.log_file("default", "live", "main") == container.log_path(restarts)
+    assert cluster.kubelet.log_file("default", "live", "main", previous=True) == container.log_path(restarts - 1)
+    assert read_text(container.log_path(restarts - 1)) == f"run {restarts}\n"
     events = {e["reason"] for e in cluster.sim.list("v1", "Event", "default")
               if e["involvedObject"]["name"] == "live"}
     assert {"Pulled", "Created", "Started", "Unhealthy", "Killing", "BackOff"} <= events
@@ -218,3 +218,17 @@ async def test_a_new_pod_of_the_same_name_is_not_reported_on_by_the_old_one(clus
     second = cluster.pod("same") or {}
     assert second["metadata"]["uid"] != first_uid and second["status"]["phase"] == "Pending"
     assert not any(p.name == "same" for p in cluster.kubelet.pods.values())
+
+
+async def test_startup_probe_gates_started_and_readiness(cluster: Cluster) -> None:
+    container = shell("main", "sleep 3; touch /tmp/up; exec sleep 3600",
+                      startupProbe={"exec": {"command": ["/bin/sh", "-c", "test -e /tmp/up"]},
+                                    "periodSeconds": 1, "failureThreshold": 30},
+                      readinessProbe={"tcpSocket": {"port": 1}, "periodSeconds": 1})  # nothing listens: never ready
+    await cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest("slow", [container])))
+    await eventually(lambda: "running" in _status(cluster, "slow").get("state", {}))
+    first = _status(cluster, "slow")
+    assert first["started"] is False and first["ready"] is False
+    await eventually(lambda: _status(cluster, "slow").get("started") is True)
+    assert _status(cluster, "slow")["ready"] is False and cluster.condition("slow", "Ready") == "False"
+    assert _status(cluster, "slow")["restartCount"] == 0

@@ -12,6 +12,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from localmesh.kubesim import KubeSim, ServerTLS
+from localmesh.testing.polling import eventually as _until
 
 Obj = dict[str, Any]
 CN = ("cilium.io", "v2", "ciliumnodes")
@@ -32,14 +33,6 @@ async def api(kubeconfig_path: Path) -> AsyncIterator[client.ApiClient]:
     api_client = await config.new_client_from_config(config_file=str(kubeconfig_path))
     async with api_client:
         yield api_client
-
-
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_typed_core_lists_with_selectors(kubesim: KubeSim, api: client.ApiClient) -> None:
@@ -228,8 +221,8 @@ async def test_close_watches_and_timeout(kubesim: KubeSim, api: client.ApiClient
 
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await drain(timeout_seconds=1) == ["ADDED"]
-    assert 0.9 < loop.time() - started < 3
+    assert await drain(timeout_seconds=1) == ["ADDED"]  # the server ends the watch after its timeout
+    assert loop.time() - started >= 0.9  # a lower bound only: a slow machine cannot make it fail
     task = asyncio.create_task(drain(timeout_seconds=30))
     await kubesim.wait_for_watch("v1", "Service")
     assert kubesim.faults.close_watches() == 1

@@ -1,5 +1,8 @@
 """Poll one file's *content* (SHA-256) rather than its inode or mtime.
 
+Shared by the per-cluster users file (``security.users``) and KVStoreMesh's config directory
+(``kvstoremesh._configdir``): one way to read a mounted file and tell whether it changed.
+
 Kubernetes updates ConfigMap/Secret volumes by swapping a ``..data`` symlink: the watched path
 keeps its name while the file behind it is replaced, and mtimes may not change. Re-opening the
 path and hashing what it reads sees every such swap, and a rewrite with identical bytes is

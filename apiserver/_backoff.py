@@ -1,4 +1,6 @@
-"""Exponential backoff with jitter for reconnect loops (pure: the caller sleeps)."""
+"""Exponential back-off, optionally with jitter: the one back-off of every retry loop (pure: the
+caller sleeps). Reconnecting reflectors use jitter; loops whose delays must be exact pass
+``jitter=0``."""
 
 from __future__ import annotations
 
