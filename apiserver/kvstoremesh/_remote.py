@@ -219,7 +219,8 @@ class RemoteCluster:
     async def _connect_once(self) -> None:
         self._was_established = False
         self._remote_config = None
-        self._status_text = WAITING if self._failures == 0 else "Connecting"
+        if self._refused_id is None:  # a refused remote's status keeps saying why, until it is accepted
+            self._status_text = WAITING if self._failures == 0 else "Connecting"
         try:
             async with asyncio.timeout(self._cfg.connect_timeout):
                 backend = await self._ctx.connector(self.name, self.path)

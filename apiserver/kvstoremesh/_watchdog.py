@@ -7,7 +7,8 @@ Signals, each raising ``ConnectionLostError`` out of ``ConnectionWatchdog.run``:
 - the etcd cluster ID changed (a different etcd answers on the same address);
 - the store was reset: the revision went backwards (an etcd restarted with an empty data dir
   keeps its cluster ID when its name and peer URLs are unchanged, and a watch resuming at the old
-  revision would silently wait for revisions that the new store reaches much later);
+  revision would silently wait for revisions that the new store reaches much later), or the raft
+  term went backwards (a new store whose revision already passed the old one's);
 - ``max_failures`` consecutive failed status probes (the remote is unreachable).
 
 It only reads from the remote; the status text it keeps is what ``/v1/cluster`` reports.
@@ -51,6 +52,7 @@ class ConnectionWatchdog:
         self._cluster = cluster
         self._cluster_id = first_status.cluster_id
         self._revision = first_status.revision
+        self._raft_term = first_status.raft_term
         self._heartbeat_timeout = heartbeat_timeout
         self._status_interval = status_interval
         self._max_failures = max_failures
@@ -80,7 +82,12 @@ class ConnectionWatchdog:
         if status.revision < self._revision:
             raise ConnectionLostError(
                 f"etcd store was reset: revision went back from {self._revision} to {status.revision}")
+        if status.raft_term < self._raft_term:
+            # Also a new store, even if its revision already passed the old one's.
+            raise ConnectionLostError(
+                f"etcd store was reset: raft term went back from {self._raft_term} to {status.raft_term}")
         self._revision = status.revision
+        self._raft_term = status.raft_term
 
     async def _probe_status(self, backend: KVBackend) -> None:
         failures = 0

@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kvmesh_etcd import Mesh, etcds, seed, snapshot
+from kvmesh_etcd import Mesh, client_of, etcds, seed, snapshot
 from kvmesh_helpers import RemoteData, eventually, local_view
 
 pytestmark = pytest.mark.slow
 
 
 async def _restart_with_id(server: Any, name: str, cluster_id: int) -> None:
+    # A store that lived a while: its revision is well above what the new store will reach at
+    # first, so the reset shows (a revision that went back).
+    async with client_of(server) as client:
+        for i in range(30):
+            await client.put("unrelated/counter", b"%d" % i)
     await server.kill()
     await server.restart(wipe=True)
     await seed(server, RemoteData.sample(name, cluster_id, nodes=1, identities=1, ips=1))
@@ -49,12 +54,18 @@ async def test_an_id_that_is_not_free_is_refused_with_the_cache_drained(
             await mesh.mirrored("r3", srv["r3"])
             await _restart_with_id(srv["r2"], "r2", 1 if taken_by == "local" else 3)
 
+            seen: list[object] = []
+
             async def refused() -> bool:
                 entry = await mesh.cluster("r2")
                 view = local_view(await snapshot(srv["local"]), "r2")
+                seen[:] = [entry, sorted(view)[:3]]
                 return (entry is not None and not entry.get("ready") and reason in entry.get("status", "")
                         and view == {})
-            await eventually(refused, 30, what="r2 refused, its cache and cached config gone")
+            try:
+                await eventually(refused, 30, what="r2 refused, its cache and cached config gone")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {seen}") from None
             entry = await mesh.cluster("r2")
             assert entry is not None
             # The status says what was found, and that it is not usable.
