@@ -96,7 +96,7 @@ class _LateHandler:
 class Exporter:
     def __init__(self, options: ExporterOptions, backend: KVBackend, kube: KubeClient,
                  metrics: Metrics, *, limiter: APILimiter | None = None,
-                 timings: ExporterTimings | None = None) -> None:
+                 timings: ExporterTimings | None = None, restore: bool = True) -> None:
         self._options = options
         self._backend = backend
         self._kube = kube
@@ -125,10 +125,11 @@ class Exporter:
                                 synced_key=row.synced_key, stale_prefix=row.stale_prefix(cluster.name),
                                 metrics=metrics, limiter=limiter)
             for row in EXPORTS}
-        # Whatever someone else deletes or overwrites of ours is written back (``restore``).
+        # Whatever someone else deletes or overwrites of ours is written back (``restore``); not
+        # on a backend that keeps nothing (``clustermesh-dbg verify``): all would look deleted.
         self.restorers: list[KeyRestorer | CanaryRestorer] = [
             *(KeyRestorer(backend, s) for s in self.stores.values()),
-            CanaryRestorer(backend, cluster.name, list(self.stores.values()))]
+            CanaryRestorer(backend, cluster.name, list(self.stores.values()))] if restore else []
         self.namespaces = NamespaceGate(options.default_global_namespace)
         self._kube_metrics = KubeRequestMetrics(metrics)
         self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)
