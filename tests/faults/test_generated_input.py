@@ -42,21 +42,12 @@ from apiserver.convert import (
     endpoint_slice_service,
 )
 from localmesh.kubesim import KubeError, KubeSim
+from localmesh.testing import synthetic as syn
 from localmesh.testing.etcd import EtcdServer
-from localmesh.testing.synthetic import (
-    ClusterShape,
-    cilium_endpoint,
-    cilium_identity,
-    cilium_node,
-    endpoint_slice,
-    namespace,
-    service,
-    synthetic_cluster,
-)
 from tests.convert.test_bad_input_properties import mutated
 from tests.faults.harness import CLUSTER, ExporterProcess, World, poll, seed_objects
 
-SHAPE = ClusterShape(name="cluster1", namespaces=2, nodes=2, identities=4, endpoints=10, services=2)
+SHAPE = syn.ClusterShape(name="cluster1", namespaces=2, nodes=2, identities=4, endpoints=10, services=2)
 SKIP_LINE = "Skipping object that cannot be exported"
 ETCD_LIMIT = 1536 * 1024  # etcd's default --max-request-bytes
 COVERED: Counter[str] = Counter()  # what the examples drew, checked by the last test
@@ -171,7 +162,7 @@ async def pipeline(module_etcd: EtcdServer, tmp_path_factory: pytest.TempPathFac
     await sim.start(host="127.0.0.1", port=0)
     world = World(tmp_path_factory.mktemp("generated-input"), sim, module_etcd)
     try:
-        seed_objects(sim, synthetic_cluster(SHAPE))
+        seed_objects(sim, syn.synthetic_cluster(SHAPE))
         exporter = world.exporter("--log-opt=format=json")
         await exporter.start()
         p = Pipeline(world, exporter, {})
@@ -200,14 +191,14 @@ def _objects(n: int, first: int, count: int) -> list[dict[str, Any]]:
     """Good objects of every kind (names, IPs and IDs no other example uses)."""
     objects: list[dict[str, Any]] = []
     for i in range(1000 + 8 * n + first, 1000 + 8 * n + first + count):
-        objects += [cilium_node(SHAPE, i), cilium_identity(SHAPE, i), cilium_endpoint(SHAPE, i),
-                    service(SHAPE, i), endpoint_slice(SHAPE, i)]
+        objects += [syn.cilium_node(SHAPE, i), syn.cilium_identity(SHAPE, i), syn.cilium_endpoint(SHAPE, i),
+                    syn.service(SHAPE, i), syn.endpoint_slice(SHAPE, i)]
     return objects
 
 
 def _good(n: int) -> list[dict[str, Any]]:
-    gen_ns = namespace(f"gen-{n}", global_=True)
-    in_gen = cilium_endpoint(SHAPE, 1000 + 8 * n + 4)
+    gen_ns = syn.namespace(f"gen-{n}", global_=True)
+    in_gen = syn.cilium_endpoint(SHAPE, 1000 + 8 * n + 4)
     in_gen["metadata"]["namespace"] = gen_ns["metadata"]["name"]
     return [gen_ns, in_gen, *_objects(n, 0, 2)]
 
@@ -219,17 +210,17 @@ def _templates(n: int) -> list[dict[str, Any]]:
     for j, obj in enumerate(o for o in templates if o["kind"] == "EndpointSlice"):
         obj["metadata"]["labels"]["kubernetes.io/service-name"] = f"svc-{1000 + 8 * n + j}"
         obj["metadata"]["namespace"] = f"ns-{(1000 + 8 * n + j) % SHAPE.namespaces}"
-    return [namespace(f"gen-{n}-bad", global_=True), *templates]
+    return [syn.namespace(f"gen-{n}-bad", global_=True), *templates]
 
 
 def _oversized(n: int) -> list[dict[str, Any]]:
     """A global Service whose value exceeds etcd's request limit: four slices of 1,000 backends
     with long hostnames (each slice is a fine Kubernetes object; their join is not)."""
-    svc = service(SHAPE, 1000 + 8 * n + 5)
+    svc = syn.service(SHAPE, 1000 + 8 * n + 5)
     name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
     slices = []
     for s in range(4):
-        slice_ = endpoint_slice(SHAPE, 0)
+        slice_ = syn.endpoint_slice(SHAPE, 0)
         slice_["metadata"].update(name=f"{name}-big{s}", namespace=ns)
         slice_["metadata"]["labels"]["kubernetes.io/service-name"] = name
         slice_["endpoints"] = [{"addresses": [f"10.{100 + s}.{i // 250}.{i % 250 + 1}"], "conditions": {"ready": True},
@@ -240,7 +231,7 @@ def _oversized(n: int) -> list[dict[str, Any]]:
 
 def _twin(n: int) -> dict[str, Any]:
     """Another endpoint claiming the IPs of an exported one: the first owner keeps them."""
-    twin = cilium_endpoint(SHAPE, n % SHAPE.endpoints)
+    twin = syn.cilium_endpoint(SHAPE, n % SHAPE.endpoints)
     twin["metadata"]["name"] = f"twin-{n}"
     twin["status"]["id"] = 9999
     return twin
