@@ -32,7 +32,6 @@ import pytest_asyncio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from apiserver.clustermesh.handlers import identity_namespace
 from apiserver.convert import (
     ConversionError,
     cilium_endpoint_ip_entries,
@@ -40,6 +39,7 @@ from apiserver.convert import (
     convert_cilium_node,
     convert_service,
     endpoint_slice_service,
+    identity_namespace,
 )
 from localmesh.kubesim import KubeError, KubeSim
 from localmesh.testing import synthetic as syn
