@@ -205,7 +205,8 @@ class Sample:
 class Fault:
     name: str
     at: float
-    recovered: float | None = None  # seconds until the exporter was ready again
+    recovered: float | None = None  # seconds until the faulted component was ready again
+    flowing: float | None = None  # seconds until an endpoint change made after the fault was in etcd
 
 
 @dataclass
@@ -385,6 +386,10 @@ async def soak(tmp: Path, *, minutes: float = 10.0, rate: float = 1000.0, fault_
                 if not any(a <= sent_at <= b for a, b in windows):
                     result.calm_latencies_ms.append((seen_at - sent_at) * 1000)
             result.measured = len(result.latencies_ms)
+            for f in result.faults:
+                at = started + f.at
+                after = [probe.seen[c] for c, sent_at in churn.sent.items() if sent_at > at and c in probe.seen]
+                f.flowing = min(after) - at if after else None
         finally:
             await world.close()
             await sim.stop()
@@ -414,7 +419,8 @@ def report(result: Result) -> str:
     lines.append(f"faults injected: {len(result.faults)}")
     for f in result.faults:
         ready = f"ready again in {f.recovered:.1f} s" if f.recovered is not None else "NOT ready again in time"
-        lines.append(f"  {f.at:6.0f} s  {f.name}: {ready}")
+        flowing = f"{f.flowing:.1f} s" if f.flowing is not None else "never"
+        lines.append(f"  {f.at:6.0f} s  {f.name}: {ready}; endpoint changes in etcd again after {flowing}")
     lines.append(f"final verify, exporter: {result.exporter_verify} ({result.converge_seconds:.1f} s after the "
                  "last event)")
     lines.append(f"final verify, KVStoreMesh: {result.mesh_verify}")

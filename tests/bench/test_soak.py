@@ -22,7 +22,7 @@ async def test_a_short_soak_injects_every_fault_and_ends_verify_equal(tmp_path: 
     assert {"CEP update", "CEP create", "CEP delete", "identity create", "node update", "service update"} \
         <= set(result.events)
     assert len({f.name for f in result.faults}) == 5, result.faults
-    assert all(f.recovered is not None for f in result.faults), result.faults
+    assert all(f.recovered is not None and f.flowing is not None for f in result.faults), result.faults
     assert result.exporter_equal, result.exporter_verify
     assert result.mesh_equal, result.mesh_verify
     assert result.measured > 1000 and percentile(result.latencies_ms, 0.99) > 0
