@@ -40,7 +40,8 @@ from bench._procs import memory_mb
 from localmesh.kubesim import KubeSim
 from localmesh.testing import synthetic as syn
 from localmesh.testing.etcd import EtcdServer
-from tests.faults.harness import ExporterProcess, Process, World, free_port, poll, seed_objects
+from localmesh.testing.ports import free_port
+from tests.faults.harness import ExporterProcess, Process, World, poll, seed_objects
 from tests.faults.test_kvstoremesh_faults import Mesh
 
 IP_PREFIX = "cilium/state/ip/v1/default/"
@@ -134,6 +135,7 @@ class Probe:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         self.seen: dict[tuple[str, int], float] = {}
+        self._revision = 0  # the newest revision seen: a store below it was reset
         self._task: asyncio.Task[None] | None = None
 
     def _note(self, key: str, value: bytes, now: float) -> None:
@@ -167,12 +169,13 @@ class Probe:
         now = time.monotonic()
         for kv in kvs:
             self._note(kv.key, kv.value, now)
+        self._revision = revision
         watcher = asyncio.create_task(self._watch(client, revision))
         try:
             while not watcher.done():
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
-                    if (await client.status()).revision < revision:
+                    if (await client.status()).revision < self._revision:
                         return  # etcd restarted empty: relist
         finally:
             watcher.cancel()
@@ -184,6 +187,7 @@ class Probe:
         try:
             async for batch in watch:
                 now = time.monotonic()
+                self._revision = max(self._revision, batch.revision)
                 for event in batch.events:
                     if event.type is EventType.PUT:
                         self._note(event.key, event.value, now)
