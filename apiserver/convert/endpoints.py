@@ -16,8 +16,10 @@ Which object owns a key claimed by several objects is decided by :class:`IPOwner
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from apiserver._extensions import compiled
 
 from . import _access as a
 from ._errors import ConversionError
@@ -51,7 +53,7 @@ def cilium_endpoint_slice_owner(obj: Mapping[str, Any]) -> str:
 
 def cilium_endpoint_ip_entries(obj: Mapping[str, Any], skipped: list[str] | None = None) -> dict[str, bytes]:
     """All ``{ip: value}`` entries of a CiliumEndpoint (``status.*`` fields)."""
-    entries = _plain_endpoint_entries(obj)
+    entries = _plain_entries(obj)
     return entries if entries is not None else _checked_endpoint_entries(obj, skipped)
 
 
@@ -122,6 +124,12 @@ def _plain_endpoint_entries(obj: Any) -> dict[str, bytes] | None:
                 return None
             out[ip] = b'{"IP":"' + ip.encode() + tail
     return out
+
+
+# The compiled twin (``_endpoints_c.pyx``) when it was built and CLUSTERMESH_NO_EXTENSIONS is unset.
+_compiled = compiled("apiserver.convert._endpoints_c")
+_plain_entries: Callable[[Any], dict[str, bytes] | None] = (
+    _compiled.plain_endpoint_entries if _compiled is not None else _plain_endpoint_entries)
 
 
 def _checked_endpoint_entries(obj: Mapping[str, Any], skipped: list[str] | None) -> dict[str, bytes]:
