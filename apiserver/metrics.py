@@ -85,6 +85,15 @@ class Metrics:
         self.kvstore_values_too_large_total = Counter(
             "kvstore_values_too_large", "Values not written because etcd refuses a request of their size",
             ["scope", "source_cluster"], namespace=ns, registry=reg)
+        self.kvstore_keys_restored_total = Counter(
+            "kvstore_keys_restored", "Keys (and canaries) written back after someone else deleted or "
+            "overwrote them", ["scope"], namespace=ns, registry=reg)
+        self.kvstore_writes_refused_nospace_total = Counter(
+            "kvstore_writes_refused_nospace", "Keys whose write etcd refused for lack of space (NOSPACE); "
+            "each is retried", ["scope"], namespace=ns, registry=reg)
+        self.kvstore_nospace_alarm = Gauge(
+            "kvstore_nospace_alarm", "1 while etcd's NOSPACE alarm is raised (writes refused)",
+            namespace=ns, registry=reg)
         self.stale_keys_deleted_total = Counter(
             "kvstore_stale_keys_deleted", "Keys left over from a previous run deleted after the initial "
             "sync", ["scope"], namespace=ns, registry=reg)

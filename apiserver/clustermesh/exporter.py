@@ -3,7 +3,9 @@
 Order of start-up: the cluster config is written first; then the heartbeat; then the
 Namespace reflector must sync (namespaced resources are filtered by it); then every other
 reflector streams into its handler, whose sync store writes the canary once its initial list is
-in etcd. Ready = cluster config written, every canary written, and etcd answering.
+in etcd. Ready = cluster config written, every canary written, etcd answering and not out of
+space (its NOSPACE alarm, ``nospace``). Keys, canaries and the cluster config deleted or
+overwritten by someone else are written back (``restore``, ``config_enforcer``).
 
 An etcd that lost its data (restarted with an empty data dir, or another etcd cluster at the
 address; ``StoreResetMonitor``) gets everything again at once, in the start-up order: the
@@ -52,7 +54,9 @@ from apiserver.kvstore import KVBackend
 from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
+from apiserver.kvstore.nospace import SpaceAlarm
 from apiserver.kvstore.ratelimit import APILimiter
+from apiserver.kvstore.restore import CanaryRestorer, KeyRestorer
 from apiserver.kvstore.store_reset import DEFAULT_INTERVAL as STORE_CHECK_INTERVAL
 from apiserver.kvstore.store_reset import StoreResetMonitor
 from apiserver.kvstore.syncstore import SyncStore
@@ -92,7 +96,7 @@ class _LateHandler:
 class Exporter:
     def __init__(self, options: ExporterOptions, backend: KVBackend, kube: KubeClient,
                  metrics: Metrics, *, limiter: APILimiter | None = None,
-                 timings: ExporterTimings | None = None) -> None:
+                 timings: ExporterTimings | None = None, restore: bool = True) -> None:
         self._options = options
         self._backend = backend
         self._kube = kube
@@ -108,8 +112,10 @@ class Exporter:
             interval=timings.cluster_config_interval)
         self._heartbeat = Heartbeat(backend, self.leases, interval=timings.heartbeat_interval)
         self._resetting = False
+        self.space = SpaceAlarm(self._space_freed, metrics=metrics)
         self.store_monitor = StoreResetMonitor(backend, self._store_reset, interval=timings.store_check_interval,
-                                               forget_cluster_id=getattr(backend, "forget_cluster_id", None))
+                                               forget_cluster_id=getattr(backend, "forget_cluster_id", None),
+                                               space=self.space)
         self._started_at = 0.0
         self._bootstrapped = asyncio.Event()
         self._bootstrap: asyncio.Task[None] | None = None
@@ -119,6 +125,11 @@ class Exporter:
                                 synced_key=row.synced_key, stale_prefix=row.stale_prefix(cluster.name),
                                 metrics=metrics, limiter=limiter)
             for row in EXPORTS}
+        # Whatever someone else deletes or overwrites of ours is written back (``restore``); not
+        # on a backend that keeps nothing (``clustermesh-dbg verify``): all would look deleted.
+        self.restorers: list[KeyRestorer | CanaryRestorer] = [
+            *(KeyRestorer(backend, s) for s in self.stores.values()),
+            CanaryRestorer(backend, cluster.name, list(self.stores.values()))] if restore else []
         self.namespaces = NamespaceGate(options.default_global_namespace)
         self._kube_metrics = KubeRequestMetrics(metrics)
         self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)
@@ -188,6 +199,8 @@ class Exporter:
         self.store_monitor.start()
         for sync_store in self.stores.values():
             await sync_store.start()
+        for restorer in self.restorers:
+            restorer.start()
         if not self._options.enable_mcs_api:
             # Upstream writes the service exports canary even with MCS-API off.
             self.stores["serviceexports"].mark_synced()
@@ -216,11 +229,19 @@ class Exporter:
             self._config.start()
             for sync_store in self.stores.values():
                 sync_store.store_lost()
+            for restorer in self.restorers:
+                await restorer.restart()
             await self._heartbeat.beat()
         finally:
             self._resetting = False
         log.info("Re-writing every key after an etcd reset", reason=reason,
                  keys=sum(s.pending_writes for s in self.stores.values()))
+
+    def _space_freed(self) -> None:
+        """etcd's NOSPACE alarm is gone: retry at once what it refused meanwhile."""
+        for sync_store in self.stores.values():
+            sync_store.retry_now()
+        self._config.kick()
 
     async def _complete_bootstrap(self) -> None:
         """Once the cluster config and every canary are written: the bootstrap metric, the
@@ -237,7 +258,7 @@ class Exporter:
     def ready(self) -> bool:
         """The readiness probe's question; a pure query."""
         return (self._bootstrapped.is_set() and not self._resetting and self.store_monitor.reachable
-                and all(s.synced.is_set() for s in self.stores.values()))
+                and not self.space.active and all(s.synced.is_set() for s in self.stores.values()))
 
     async def wait_ready(self) -> None:
         await self._bootstrapped.wait()
@@ -249,6 +270,7 @@ class Exporter:
         if self._rereads is not None:
             await self._rereads.stop()
         await self.store_monitor.stop()
+        await asyncio.gather(*(r.stop() for r in self.restorers))
         await asyncio.gather(*(s.stop() for s in self.stores.values()))
         await self._heartbeat.stop()
         await self._config.stop()

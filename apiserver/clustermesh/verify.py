@@ -41,7 +41,7 @@ class ExpectedStore:
 async def expected_stores(options: ExporterOptions, kube: KubeClient, *, timeout: float) -> list[ExpectedStore]:
     """Run the exporter on a ``DiscardingBackend`` until its initial sync is complete."""
     backend = DiscardingBackend()
-    exporter = Exporter(options, backend, kube, Metrics())
+    exporter = Exporter(options, backend, kube, Metrics(), restore=False)
     try:
         async with asyncio.timeout(timeout):
             await exporter.start()

@@ -25,6 +25,11 @@ class UnavailableError(KVStoreError):
     """The store cannot be reached (connection refused, timeout, no leader)."""
 
 
+class NoSpaceError(UnavailableError):
+    """etcd refused a write for lack of space (``mvcc: database space exceeded``, its NOSPACE
+    alarm); it takes writes again once an operator frees space and disarms the alarm."""
+
+
 class LeaseNotFoundError(KVStoreError):
     """A put or keepalive named a lease the server no longer has (expired or revoked)."""
 
@@ -121,6 +126,7 @@ class Status:
     leader: int
     raft_term: int
     revision: int
+    errors: tuple[str, ...] = ()  # etcd's alarms among them: "memberID:<id> alarm:NOSPACE "
 
 
 class KVBackend(Protocol):

@@ -329,6 +329,17 @@ class SyncQueue:
             self.sync_wait.difference_update(k for k in keys if k not in self.pending)
         self._unblock(keys)
 
+    def rewrite(self, key: str, in_etcd: bytes | None, due: float = 0.0) -> None:
+        """Someone else changed a key we want: etcd now holds ``in_etcd`` (None: nothing). Write
+        ours again at once, or at ``due`` (> 0) through the retry queue."""
+        self.unsynced[key] = in_etcd
+        self.uncertain.add(key)
+        if due > 0:
+            self.retry_due[key] = due
+            heapq.heappush(self._retry_heap, (due, key))
+        else:
+            self._enqueue(key)
+
     def queue_stale(self, listed: Iterable[str]) -> int:
         """Queue the deletion of every listed key this run neither wants nor wrote."""
         mine = (self.state, self.unsynced, self.pending, self.uncertain, self.inflight)

@@ -75,6 +75,10 @@ class ClusterConfigEnforcer:
         log.info("Cluster configuration written", key=self.key, reason=reason, revision=revision)
         return True
 
+    def kick(self) -> None:
+        """Check (and write) the key now rather than at the next interval or retry."""
+        self._kick.set()
+
     def _on_lease_expired(self, keys: list[str]) -> None:
         if self.key in keys:
             self._kick.set()

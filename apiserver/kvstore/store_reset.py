@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import ClusterIDChangedError, KVBackend, KVStoreError, Status
 from apiserver.kvstore._supervise import SupervisedTask
+from apiserver.kvstore.nospace import SpaceAlarm
 
 __all__ = ["StoreResetMonitor", "reset_reason"]
 
@@ -47,13 +48,15 @@ class StoreResetMonitor:
 
     ``forget_cluster_id``: called before re-reading the status when the client itself refused a
     response from another etcd cluster (``EtcdClient.forget_cluster_id``), so that it adopts the
-    new one.
+    new one. ``space``: told every status (etcd's NOSPACE alarm, ``nospace``).
     """
 
     def __init__(self, backend: KVBackend, on_reset: Callable[[str], Awaitable[None]], *,
                  interval: float = DEFAULT_INTERVAL, request_timeout: float = DEFAULT_TIMEOUT,
-                 forget_cluster_id: Callable[[], None] | None = None) -> None:
+                 forget_cluster_id: Callable[[], None] | None = None,
+                 space: SpaceAlarm | None = None) -> None:
         self._backend = backend
+        self.space = space
         self._on_reset = on_reset
         self.interval = interval
         self._request_timeout = request_timeout
@@ -88,6 +91,8 @@ class StoreResetMonitor:
         if not self.reachable:
             log.info("etcd answers again", revision=status.revision, cluster_id=f"{status.cluster_id:x}")
         self.reachable = True
+        if self.space is not None:
+            self.space.observe(status)
         before = self._baseline
         if before is None:
             self._baseline = status

@@ -39,10 +39,12 @@ from apiserver.kvstore._backend import (
     Delete,
     KVBackend,
     LeaseNotFoundError,
+    NoSpaceError,
     Op,
     Put,
     RequestTooLargeError,
 )
+from apiserver.kvstore._restore import OwnWrites, Strikes, Verdict, judge, settled
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._syncqueue import SyncQueue
 from apiserver.kvstore._writes import KIND_READ, KIND_SET, observe, put_with_lease, rfc3339_now
@@ -128,6 +130,7 @@ class SyncStore:
         self._batches: set[asyncio.Task[None]] = set()
         self._canary_written = False
         self._canary_dirty = False
+        self._canary_writing = False
         self._cleanup_due = False
         self._pause_until = 0.0
         self._consecutive_failures = 0
@@ -141,6 +144,10 @@ class SyncStore:
         self._last_progress = 0.0
         self.keys_written = 0  # puts + deletes applied by this run
         self.batches = 0
+        # What tells our own watch events from others' (see ``restore.KeyRestorer``).
+        self.own_writes = OwnWrites()
+        self.canary_revision = 0
+        self._strikes = Strikes()
 
         if metrics is not None:
             self._m_queue = metrics.kvstore_sync_queue_size.labels(self.scope, self.source_cluster)
@@ -149,6 +156,8 @@ class SyncStore:
                 self.scope, self.source_cluster, "write")
             self._m_stale = metrics.stale_keys_deleted_total.labels(self.scope)
             self._m_too_large = metrics.kvstore_values_too_large_total.labels(self.scope, self.source_cluster)
+            self._m_restored = metrics.kvstore_keys_restored_total.labels(self.scope)
+            self._m_nospace = metrics.kvstore_writes_refused_nospace_total.labels(self.scope)
             ops = metrics.kvstore_operations_duration_seconds
             self._m_txn_ok = ops.labels(self.scope, KIND_SET, ACTION_TXN, "success")
             self._m_txn_fail = ops.labels(self.scope, KIND_SET, ACTION_TXN, "fail")
@@ -272,6 +281,8 @@ class SyncStore:
         """The etcd behind us is a new, empty store (restarted without its data, or another
         cluster): write every key again, then the canary; ``synced`` is clear meanwhile."""
         keys = self._queue.store_lost()
+        self.own_writes.clear()  # revisions of the old store mean nothing in the new one
+        self.canary_revision = 0
         self._cleanup_due = False
         if self._queue.marked:
             self._canary_written = False
@@ -279,6 +290,49 @@ class SyncStore:
             if self._metrics is not None:
                 self._m_synced.set(0)
         log.warning("etcd lost its data; re-writing every key", prefix=self.prefix, keys=keys)
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """What etcd refused is worth trying at once (it has space again): no back-off."""
+        self._queue.retry_all_now()
+        self._pause_until = 0.0
+        self._wake.set()
+
+    # ------------------------------------------------------------------ changed behind our back
+
+    def judge(self, key: str, value: bytes | None, revision: int, *, value_known: bool = True) -> Verdict:
+        """A watch event on ``prefix/key`` (``value`` None: a delete): see ``_restore.judge``."""
+        return judge(self._queue, self.own_writes, key, value, revision, value_known=value_known)
+
+    def settled_keys(self, under: str = "") -> set[str]:
+        """Wanted keys (relative, starting with ``under``) whose write is done."""
+        return settled(self._queue, under)
+
+    def in_flight(self, key: str) -> bool:
+        return key in self._queue.inflight
+
+    def restore(self, key: str, in_etcd: bytes | None) -> float:
+        """Write our value of ``key`` back (etcd holds ``in_etcd``); the delay it waits (0: none)."""
+        now = asyncio.get_running_loop().time()
+        delay = self._strikes.delay(key, now)
+        self._queue.rewrite(key, in_etcd, now + delay if delay else 0.0)
+        if self._metrics is not None:
+            self._m_restored.inc()
+        self._wake.set()
+        return delay
+
+    def judge_canary(self, revision: int) -> Verdict:
+        """A watch event on the canary (``restore_canary`` if the verdict says so)."""
+        if self._canary_writing:
+            return Verdict.UNDECIDED  # its revision may be this one
+        if revision <= self.canary_revision or not self._canary_written or self._canary_dirty:
+            return Verdict.NOTHING  # ours, superseded by ours, or about to be written anyway
+        return Verdict.RESTORE
+
+    def restore_canary(self) -> None:
+        self._canary_dirty = True
+        if self._metrics is not None:
+            self._m_restored.inc()
         self._wake.set()
 
     # ------------------------------------------------------------------ worker
@@ -338,8 +392,10 @@ class SyncStore:
         self._consecutive_failures += 1
         pause = min(WORKER_PAUSE_MIN * 2.0 ** min(self._consecutive_failures - 1, 20), WORKER_PAUSE_MAX)
         self._pause_until = asyncio.get_running_loop().time() + pause
-        log.warning(what, prefix=self.prefix, error=str(exc) or repr(exc),
-                    consecutive_failures=self._consecutive_failures, **fields)
+        # etcd out of space: said once per episode by ``nospace.SpaceAlarm``, not per write.
+        report = log.debug if isinstance(exc, NoSpaceError) else log.warning
+        report(what, prefix=self.prefix, error=str(exc) or repr(exc),
+               consecutive_failures=self._consecutive_failures, **fields)
 
     async def _write_batches(self, keys: list[str], values: list[bytes | None]) -> None:
         """Write one batch, then, while more keys are queued and nothing failed, the next: a
@@ -424,7 +480,7 @@ class SyncStore:
             ops: list[Op] = [Put(base + k, v, next(leases)) if v is not None else Delete(base + k)
                              for k, v in zip(keys, values, strict=True)]
             async with self._limiter.request(), asyncio.timeout(self._op_timeout):
-                await self._backend.apply(ops)
+                revision = await self._backend.apply(ops)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -432,11 +488,15 @@ class SyncStore:
                 self._m_txn_fail.observe(time.perf_counter() - started)
                 if not isinstance(exc, RequestTooLargeError):
                     self._m_errors.inc(len(keys))
+                if isinstance(exc, NoSpaceError):
+                    self._m_nospace.inc(len(keys))
             if isinstance(exc, LeaseNotFoundError):
                 await self._leases.check(lease_ids)
             raise
         if self._metrics is not None:
             self._m_txn_ok.observe(time.perf_counter() - started)
+        if put_keys:
+            self.own_writes.record(revision)
         self._succeeded()
         deleted, stale_deleted = self._queue.succeeded(keys, values)
         for key in deleted:
@@ -460,14 +520,18 @@ class SyncStore:
                  keys_per_second=round(self.keys_written / elapsed) if elapsed > 0 else 0)
 
     async def _write_canary(self) -> None:
+        self._canary_writing = True
         try:
-            await put_with_lease(self._backend, self._leases, self.canary_key, rfc3339_now(),
-                                 limiter=self._limiter, metrics=self._metrics, op_timeout=self._op_timeout)
+            self.canary_revision = await put_with_lease(
+                self._backend, self._leases, self.canary_key, rfc3339_now(), limiter=self._limiter,
+                metrics=self._metrics, op_timeout=self._op_timeout)
         except Exception as exc:
             if self._metrics is not None:
                 self._m_errors.inc()
             self._failed("Failed writing the sync canary; retrying", exc, key=self.canary_key)
             return
+        finally:
+            self._canary_writing = False
         self._succeeded()
         self._canary_written, self._canary_dirty = True, False
         if self.synced.is_set():

@@ -10,8 +10,8 @@ reads), and reads at a past revision.
 What it adds for tests: time stands still unless ``advance()`` is called (lease expiry is
 deterministic), ``expire_lease()``, ``fail_next()`` fault injection, ``pause()``/``resume()`` to
 hold operations in flight (``in_flight`` counts them per method), an ``ops`` counter per method,
-``applied`` (size of each ``apply`` call) and synchronous inspection helpers (``snapshot``,
-``entry``, ``lease_keys``).
+``applied`` (size of each ``apply`` call), ``status_errors`` (the alarms ``status()`` reports) and
+synchronous inspection helpers (``snapshot``, ``entry``, ``lease_keys``).
 
 It must never be used outside tests: it keeps every event since the last ``compact()``.
 """
@@ -125,6 +125,7 @@ class MemoryKV:
         self.ops: Counter[str] = Counter()
         self.applied: list[int] = []
         self.in_flight: Counter[str] = Counter()  # operations started and not finished, by method
+        self.status_errors: list[str] = []  # what ``status()`` reports as etcd's alarms/errors
 
     # ------------------------------------------------------------------ test controls
 
@@ -432,7 +433,8 @@ class MemoryKV:
         async with self._op("status"):
             size = sum(len(k) + len(kv.value) for k, kv in self._data.items())
             return Status(cluster_id=self.cluster_id, member_id=self.member_id, version=_VERSION,
-                          db_size=size, leader=self.member_id, raft_term=2, revision=self._rev)
+                          db_size=size, leader=self.member_id, raft_term=2, revision=self._rev,
+                          errors=tuple(self.status_errors))
 
     async def close(self) -> None:
         self._closed = True

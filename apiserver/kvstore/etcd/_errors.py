@@ -13,6 +13,7 @@ from apiserver.kvstore._backend import (
     CompactedError,
     KVStoreError,
     LeaseNotFoundError,
+    NoSpaceError,
     PermissionDeniedError,
     RequestTooLargeError,
     UnavailableError,
@@ -73,6 +74,8 @@ def to_kvstore_error(err: grpc.RpcError, endpoint: str = "") -> KVStoreError:
     # limit ("received message larger than max", RESOURCE_EXHAUSTED): resending cannot help.
     if "request is too large" in lowered or "message larger than max" in lowered:
         return RequestTooLargeError(f"etcd refused the request for its size{where}: {text}")
+    if "database space exceeded" in lowered:
+        return NoSpaceError(f"etcd is out of space{where}: {text}")
     if code in _UNAVAILABLE_CODES:
         return UnavailableError(f"etcd unavailable{where}: {code.name if code else '?'}: {text}{tls_hint(text)}")
     if code == grpc.StatusCode.NOT_FOUND and "lease not found" in lowered:

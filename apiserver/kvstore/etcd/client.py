@@ -372,7 +372,8 @@ class EtcdClient:
         resp = await self._unary("Maintenance.Status", pb.StatusRequest(), idempotent=True)
         header = resp.header
         return Status(cluster_id=header.cluster_id, member_id=header.member_id, version=resp.version,
-                      db_size=resp.dbSize, leader=resp.leader, raft_term=resp.raftTerm, revision=header.revision)
+                      db_size=resp.dbSize, leader=resp.leader, raft_term=resp.raftTerm, revision=header.revision,
+                      errors=tuple(resp.errors))
 
     async def member_list(self) -> list[tuple[int, str, list[str]]]:
         """``(member id, name, client URLs)`` of every member."""
