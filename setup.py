@@ -48,7 +48,8 @@ def _extensions() -> list[Extension]:
         print("WARNING: Cython is not installed; the pure-Python twins will be used", file=sys.stderr)
         return []
     modules = [Extension(name, [name.replace(".", "/") + ".pyx"]) for name in EXTENSIONS]
-    return list(cythonize(modules, language_level=3, quiet=True))
+    # The C output goes to build/ (an intermediate, not part of the package or the tree).
+    return list(cythonize(modules, language_level=3, quiet=True, build_dir="build/cython"))
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

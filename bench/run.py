@@ -24,7 +24,11 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--no-extensions" in sys.argv[1:]:
+    # Before anything imports ``apiserver``: the floors run in this process, and every child inherits it.
+    os.environ["CLUSTERMESH_NO_EXTENSIONS"] = "1"
 
+from apiserver import _extensions
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh import MeshConfig
 from bench import ceiling, export, floor, mesh, ratelimit, report
@@ -36,6 +40,7 @@ from localmesh.testing.etcd import EtcdServer
 RESULTS = REPO / "bench" / "results" / "latest.json"
 PLOT = REPO / "docs" / "performance.png"
 PHASES = ("export", "mesh", "scale", "ratelimit")
+COMPILED_TWINS = ("apiserver.kvstore.etcd._txn_c", "apiserver.convert._endpoints_c")
 SCALE_REMOTES = 16
 SCALE_KEYS = 5_000
 CHURN_RATE = 1_000.0
@@ -166,13 +171,21 @@ async def scale(workdir: Path, results: dict[str, Any]) -> None:
             await server.close()
 
 
+def _twins() -> str:
+    """Which twins of the hot path the processes under test run (they inherit this environment)."""
+    if _extensions.NO_EXTENSIONS or os.environ.get("CLUSTERMESH_NO_EXTENSIONS"):
+        return "pure-Python"
+    built = all(_extensions.compiled(name) is not None for name in COMPILED_TWINS)
+    return "compiled" if built else "pure-Python (compiled twins not built: python setup.py build_ext --inplace)"
+
+
 async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     shape = BenchShape().scaled(args.scale)
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick, "size_factor": args.scale,
         "shape": dataclasses.asdict(shape), "exporter_opts": args.exporter_opt, "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        "python": platform.python_version(), "twins": _twins(),
         "title": f"clustermesh-apiserver (Python) benchmarks, {os.cpu_count()} CPUs, etcd on tmpfs",
     }
     # The processes measured start as an installed package would: from compiled bytecode. (An
@@ -215,6 +228,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--exporter-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="extra --kvstore-opt for the exporter under test (e.g. etcd.qps=20)")
     parser.add_argument("--no-plot", dest="plot", action="store_false", help="do not write docs/performance.png")
+    parser.add_argument("--no-extensions", action="store_true",
+                        help="run the processes under test and the floors on the pure-Python twins "
+                             "(CLUSTERMESH_NO_EXTENSIONS=1; default: the compiled twins when built)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
     unknown = args.only - set(PHASES)
