@@ -15,6 +15,18 @@ def median_run(runs: Sequence[T], seconds: Callable[[T], float]) -> T:
     return sorted(runs, key=seconds)[len(runs) // 2]
 
 
+def growth_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """``b`` of the least-squares fit ``log y = a + b log x``: 1 is linear growth, 2 quadratic."""
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError(f"growth exponent needs two or more (x, y) pairs, got {len(xs)} x and {len(ys)} y")
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    spread = sum((x - mx) ** 2 for x in lx)
+    if spread == 0:
+        raise ValueError("growth exponent needs at least two different x")
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / spread
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100) of unsorted ``values``."""
     if not values:

@@ -60,6 +60,9 @@ class Churn:
     # True: steady RSS is the median of the samples taken once every endpoint had changed (the
     # plateau: each changed value lands in a new allocation); False: of the second half of the run.
     steady_after_all_changed: bool = False
+    # Updates per second the emulator actually wrote (first to last write): the load generator's
+    # own limit shows here, not as the exporter's latency.
+    delivered_rate: float = 0.0
 
     def keeps_up(self) -> bool:
         # Never more than half a second of changes outstanding, drained within a second, no trend.
@@ -108,7 +111,7 @@ async def initial_export(exporter: ExporterProcess, client: EtcdClient, shape: B
     return InitialExport(len(expected), bootstrap, wall, peak, cpu)
 
 
-async def _sample_rss(pid: int, samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
+async def sample_rss(pid: int, samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
     """(monotonic time, RSS MB) every second until ``stop``."""
     while not stop.is_set():
         samples.append((time.monotonic(), memory_mb(pid)[1]))
@@ -119,8 +122,9 @@ async def _sample_rss(pid: int, samples: list[tuple[float, float]], stop: asynci
 
 
 async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, shape: BenchShape,
-                expected: KeyValues, rate: float, seconds: float) -> Churn:
-    """Update ``rate`` endpoints/s for ``seconds``; ``expected`` is updated to the final state."""
+                expected: KeyValues, rate: float, seconds: float, drain_timeout: float = DRAIN_TIMEOUT) -> Churn:
+    """Update ``rate`` endpoints/s for ``seconds``; ``expected`` is updated to the final state.
+    Every change must be visible within ``drain_timeout`` of the last write."""
     # The driver holds the whole expected data set: keep its collector from pausing the probe.
     gc.collect()
     gc.freeze()
@@ -128,7 +132,7 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
     await probe.start()
     rss: list[tuple[float, float]] = []
     stop_sampling = asyncio.Event()
-    sampler = asyncio.create_task(_sample_rss(exporter.child.pid, rss, stop_sampling))
+    sampler = asyncio.create_task(sample_rss(exporter.child.pid, rss, stop_sampling))
     cpu_before = cpu_seconds(exporter.child.pid)
     started = time.monotonic()
     try:
@@ -140,7 +144,7 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
             for key, value in endpoint_entries(shape, int(index), f"{CHURN_ACCOUNT}{seq}").items():
                 changes[key, int(seq)] = at
                 expected[key] = value
-        if not await probe.wait_for(last_changes(changes), DRAIN_TIMEOUT):
+        if not await probe.wait_for(last_changes(changes), drain_timeout):
             missing = [c for c in last_changes(changes) if c not in probe.seen]
             raise IncorrectResult(f"churn: {len(missing)} of {len(changes)} changes never became visible "
                                   f"(e.g. {missing[:3]})")
@@ -163,7 +167,15 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
                  Backlog.of([changes[c] for c in order], [seen[c] for c in order]),
                  steady_rss_mb=steady[len(steady) // 2], peak_rss_mb=peak, exporter_cpu=cpu / seconds,
                  timeline=[(changes[c] - start, d * 1000.0) for c, d in zip(order[::20], delays[::20], strict=True)],
-                 steady_after_all_changed=bool(plateau))
+                 steady_after_all_changed=bool(plateau), delivered_rate=delivered(writes, rate))
+
+
+def delivered(writes: Sequence[Sequence[float]], rate: float) -> float:
+    """Updates per second in ``[seq, index, time]`` writes: each write is taken to last 1/``rate`` s,
+    so a generator exactly on time delivers ``rate``."""
+    if not writes:
+        return 0.0
+    return len(writes) / (writes[-1][2] - writes[0][2] + 1.0 / rate)
 
 
 async def run(server: EtcdServer, client: EtcdClient, shape: BenchShape, expected: KeyValues, workdir: Path,

@@ -17,11 +17,13 @@ from pathlib import Path
 from apiserver.kvstore import MAX_TXN_OPS, Put
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.paths import CACHE_PREFIX, IP_DEFAULT_PREFIX, STATE_PREFIX
+from bench import ceiling
 from bench._dataset import BenchShape, KeyValues, cluster_objects, expected_state, remote_control_keys, to_cache
 from bench._kv import IncorrectResult, connect, dump, verify, wait_verified, wipe
 from bench._probe import Change, VisibilityProbe, last_changes, visible_times
 from bench._procs import Child, CpuMeter, memory_mb
 from bench._stats import Backlog, Latency, median_run
+from bench.ceiling import Ceiling
 from localmesh.testing.etcd import EtcdServer
 
 READY_TIMEOUT = 600.0
@@ -76,6 +78,12 @@ class MeshProcess:
 
     async def stop(self) -> None:
         await self.child.stop()
+
+
+def etcd_pids(local: EtcdServer, remotes: Sequence[EtcdServer]) -> dict[str, list[int]]:
+    """The etcd processes whose CPU a mirror's figure reports."""
+    pids = {"local etcd": [local.pid], "remote etcd": [s.pid for s in remotes]}
+    return {name: [p for p in group if p is not None] for name, group in pids.items()}
 
 
 async def mirror(mesh: MeshProcess, local: EtcdClient, expected_cache: KeyValues, remotes: int,
@@ -190,6 +198,36 @@ def remote_shape(n: int, keys: int) -> BenchShape:
     identities = keys - 2 * endpoints - nodes - services
     return BenchShape(name=f"cluster{n}", cluster_id=n, endpoints=endpoints, identities=identities,
                       nodes=nodes, services=services, namespaces=10, unique_ipv4=False)
+
+
+async def mirror_remotes(remotes: int, keys_per_remote: int, workdir: Path, with_ceiling: bool = True
+                         ) -> tuple[Mirror, dict[int, Ceiling]]:
+    """KVStoreMesh mirroring ``remotes`` etcds of ``keys_per_remote`` keys each into a fresh local
+    etcd (checked key by key); with the ceiling of that local etcd for the same keys, if asked."""
+    servers = [EtcdServer(name=f"bench-remote{n}") for n in range(1, remotes + 1)]
+    local_server = EtcdServer(name="bench-scale-local")
+    try:
+        for server in [*servers, local_server]:
+            await server.start()
+        cache: KeyValues = {}
+        for n, server in enumerate(servers, start=1):
+            shape = remote_shape(n, keys_per_remote)
+            cache.update(to_cache(shape.name, await fill_remote(server, shape)))
+        local = await connect(local_server.endpoint)
+        try:
+            ceilings = await ceiling.measure_both(local_server, local, cache) if with_ceiling else {}
+            proc = MeshProcess("cluster100", 100, local_server,
+                               [(f"cluster{n}", s.endpoint) for n, s in enumerate(servers, start=1)], workdir)
+            try:
+                result = await mirror(proc, local, cache, remotes, etcd_pids(local_server, servers))
+            finally:
+                await proc.stop()
+        finally:
+            await local.close()
+    finally:
+        for server in [*servers, local_server]:
+            await server.close()
+    return result, ceilings
 
 
 async def fill_remote(server: EtcdServer, shape: BenchShape) -> KeyValues:

@@ -148,6 +148,56 @@ def rows(r: Results) -> list[Row]:
         out.append(Row(f"Rate limit etcd.qps={rl['qps']}: {rl['keys']:,} keys, >= {rl['min_txns']} Txns",
                        f"{rl['seconds']:.2f} s (>= {rl['min_seconds']:.2f} s)", "", "limit honoured",
                        _verdict(rl["honoured"])))
+    return out + curve_rows(r.get("curves") or {})
+
+
+RSS_AT_1M_MB = 1500.0
+MAX_EXPONENT = 1.1
+KEPT_UP_TARGET = 5000.0
+
+
+def _exponent_row(what: str, exponent: float | None) -> Row:
+    if exponent is None:
+        return Row(f"{what}: growth exponent", "n/a (fewer than 2 points)")
+    return Row(f"{what}: growth exponent (log-log fit)", f"{exponent:.2f}", "", f"<= {MAX_EXPONENT}",
+               _verdict(exponent <= MAX_EXPONENT))
+
+
+def curve_rows(c: Results) -> list[Row]:
+    """The cost curves (``bench/curves.py``): one row per point, the fitted exponents, the targets."""
+    out: list[Row] = []
+    for p in c.get("export", []):
+        out.append(Row(f"Curve: initial export of {p['keys']:,} keys ({p['endpoints']:,} endpoints, "
+                       f"{p['value_bytes'] / 1e6:.0f} MB of values verified)",
+                       f"{p['bootstrap_seconds']:.2f} s, {p['keys'] / p['bootstrap_seconds']:,.0f} keys/s; "
+                       f"RSS peak {p['peak_rss_mb']:.0f} / steady {p['steady_rss_mb']:.0f} MB"))
+    exponents = c.get("export_exponents", {})
+    if c.get("export"):
+        out.append(_exponent_row("Curve: export time", exponents.get("bootstrap_seconds")))
+        out.append(_exponent_row("Curve: exporter RSS peak", exponents.get("peak_rss_mb")))
+        out.append(_exponent_row("Curve: exporter RSS steady", exponents.get("steady_rss_mb")))
+        largest = max(c["export"], key=lambda p: p["keys"])
+        if largest["keys"] >= 900_000:
+            out.append(Row(f"Curve: exporter RSS peak at {largest['keys']:,} keys", f"{largest['peak_rss_mb']:.0f} MB",
+                           "", f"<= {RSS_AT_1M_MB:.0f} MB", _verdict(largest["peak_rss_mb"] <= RSS_AT_1M_MB)))
+    for p in c.get("churn", []):
+        out.append(Row(f"Curve: churn {p['rate']:,.0f} CEP/s x {c['churn_seconds']:g} s on {c['churn_keys']:,} keys "
+                       f"(delivered {p['delivered_rate']:,.0f}/s; backlog max {p['backlog_max']:,} keys, drained "
+                       f"{p['drained_after'] * 1000:.0f} ms after; exporter CPU {p['exporter_cpu'] * 100:.0f} %)",
+                       f"p50 {p['p50_ms']:.1f} / p99 {p['p99_ms']:.1f} / max {p['max_ms']:.1f} ms",
+                       "", "", "kept up" if p["kept_up"] else "falls behind"))
+    if c.get("churn"):
+        best = c["highest_kept_up"]
+        out.append(Row("Curve: highest churn rate kept up with (delivered, p99 <= 100 ms, no growing backlog)",
+                       f"{best:,.0f} CEP/s", "", f">= {KEPT_UP_TARGET:,.0f} CEP/s", _verdict(best >= KEPT_UP_TARGET)))
+    for p in c.get("mesh", []):
+        out.append(Row(f"Curve: KVStoreMesh x{p['remotes']} remotes ({p['keys']:,} keys verified)",
+                       f"{p['seconds']:.2f} s, {p['keys'] / p['seconds']:,.0f} keys/s; "
+                       f"RSS peak {p['peak_rss_mb']:.0f} MB"))
+    for name, label in (("seconds", "time"), ("peak_rss_mb", "RSS peak")):
+        if name in c.get("mesh_exponents", {}):
+            out.append(Row(f"Curve: KVStoreMesh mirror {label} over keys: growth exponent",
+                           f"{c['mesh_exponents'][name]:.2f}"))
     return out
 
 

@@ -1,9 +1,10 @@
-"""Run the benchmark suite: ``python bench/run.py [--quick] [--only export,mesh,scale,ratelimit]``.
+"""Run the benchmark suite: ``python bench/run.py [--quick] [--only export,mesh,scale,ratelimit,curves]``.
 
 Prints one table (every throughput as a ratio to etcd's ceiling measured in the same run on the
-same etcd, latency and memory against their targets), writes ``bench/results/latest.json`` and
-``docs/performance.png``. Each benchmark checks that etcd holds exactly the expected keys and
-bytes before its figure counts. Every etcd and child process it starts is stopped on exit.
+same etcd, latency and memory against their targets), writes ``bench/results/latest.json``,
+``docs/performance.png`` and (with the curves) ``docs/cost-curves.png``. Each benchmark checks that
+etcd holds exactly the expected keys and bytes before its figure counts. Every etcd and child process
+it starts is stopped on exit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,16 @@ if "--no-extensions" in sys.argv[1:]:
 from apiserver import _extensions
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh import MeshConfig
-from bench import ceiling, export, floor, mesh, ratelimit, report
+from bench import ceiling, curves, export, floor, mesh, ratelimit, report
+from bench._curve_plot import plot as plot_curves
 from bench._dataset import BenchShape, cluster_objects, expected_state, to_cache
 from bench._kv import connect
 from bench._procs import REPO
 from localmesh.testing.etcd import EtcdServer
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
-PLOT = REPO / "docs" / "performance.png"
-PHASES = ("export", "mesh", "scale", "ratelimit")
+DOCS = REPO / "docs"
+PHASES = ("export", "mesh", "scale", "ratelimit", "curves")
 COMPILED_TWINS = ("apiserver.kvstore.etcd._txn_c", "apiserver.convert._endpoints_c")
 SCALE_REMOTES = 16
 SCALE_KEYS = 5_000
@@ -63,11 +66,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _etcd_pids(local: EtcdServer, remotes: list[EtcdServer]) -> dict[str, list[int]]:
-    pids = {"local etcd": [local.pid], "remote etcd": [s.pid for s in remotes]}
-    return {name: [p for p in group if p is not None] for name, group in pids.items()}
 
 
 def _ceiling_figures(ceilings: dict[int, ceiling.Ceiling]) -> dict[str, float]:
@@ -127,7 +125,7 @@ async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdS
                                         workdir)
 
             median, proc = await mesh.mirror_median(start, local_server, local, cache, 1,
-                                                    _etcd_pids(local_server, [remote_server]))
+                                                    mesh.etcd_pids(local_server, [remote_server]))
             results["mirror"] = _plain(median)
             try:
                 lat = await mesh.latency(proc, remote, local, shape.name, CHURN_RATE, args.mirror_seconds)
@@ -143,32 +141,9 @@ async def _mesh(shape: BenchShape, state: dict[str, bytes], remote_server: EtcdS
 
 async def scale(workdir: Path, results: dict[str, Any]) -> None:
     _log(f"Scale: {SCALE_REMOTES} remote etcds with {SCALE_KEYS:,} keys each")
-    servers = [EtcdServer(name=f"bench-remote{n}") for n in range(1, SCALE_REMOTES + 1)]
-    local_server = EtcdServer(name="bench-scale-local")
-    try:
-        for server in [*servers, local_server]:
-            await server.start()
-        cache: dict[str, bytes] = {}
-        for n, server in enumerate(servers, start=1):
-            shape = mesh.remote_shape(n, SCALE_KEYS)
-            cache.update(to_cache(shape.name, await mesh.fill_remote(server, shape)))
-        local = await connect(local_server.endpoint)
-        try:
-            ceilings = await ceiling.measure_both(local_server, local, cache)
-            proc = mesh.MeshProcess("cluster100", 100, local_server,
-                                    [(f"cluster{n}", s.endpoint) for n, s in enumerate(servers, start=1)],
-                                    workdir)
-            try:
-                result = await mesh.mirror(proc, local, cache, SCALE_REMOTES, _etcd_pids(local_server, servers))
-            finally:
-                await proc.stop()
-        finally:
-            await local.close()
-        results["scale"] = {**_plain(result), "ceiling": _ceiling_figures(ceilings),
-                            "ceiling_etcd_cpu": _ceiling_cpu(ceilings)}
-    finally:
-        for server in [*servers, local_server]:
-            await server.close()
+    result, ceilings = await mesh.mirror_remotes(SCALE_REMOTES, SCALE_KEYS, workdir)
+    results["scale"] = {**_plain(result), "ceiling": _ceiling_figures(ceilings),
+                        "ceiling_etcd_cpu": _ceiling_cpu(ceilings)}
 
 
 def _twins() -> str:
@@ -201,33 +176,63 @@ async def main(args: argparse.Namespace) -> int:
         if "ratelimit" in args.only:
             _log("Rate limit check (etcd.qps=20)")
             results["ratelimit"] = _plain(await ratelimit.run(workdir))
+        if "curves" in args.only:
+            results["curves"] = await curves.run(curve_plan(args), workdir, _log)
         ok = True
     finally:
         results["seconds"] = round(time.monotonic() - started, 1)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1))
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=1))
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"logs kept in {workdir}", file=sys.stderr)
     print(report.table(results))
-    print(f"\ntotal {results['seconds']:.0f} s; results in {RESULTS.relative_to(REPO)}")
-    if args.plot:
-        report.plot(results, PLOT)
-        print(f"plot in {PLOT.relative_to(REPO)}")
+    print(f"\ntotal {results['seconds']:.0f} s; results in {args.results}")
+    if args.plot and args.only - {"curves"}:
+        report.plot(results, args.plot_dir / "performance.png")
+        print(f"plot in {args.plot_dir / 'performance.png'}")
+    if args.plot and "curves" in results:
+        plot_curves(results["curves"], results["title"] + ": cost curves", args.plot_dir / "cost-curves.png")
+        print(f"plot in {args.plot_dir / 'cost-curves.png'}")
     return 0
+
+
+def curve_plan(args: argparse.Namespace) -> curves.CurvePlan:
+    plan = curves.CurvePlan().scaled(args.scale)
+    if args.quick:
+        plan = dataclasses.replace(plan, churn_seconds=3.0, settle_seconds=2.0)
+    if args.curve_rates is not None:
+        plan = dataclasses.replace(plan, rates=args.curve_rates)
+    if args.curve_remotes is not None:
+        plan = dataclasses.replace(plan, remotes=args.curve_remotes)
+    return plan
+
+
+def _numbers(kind: type[float] | type[int]) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
+        return tuple(kind(part) for part in text.split(",") if part)
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="15 s of churn and of mirror updates instead of 60 and 30")
+    parser.add_argument("--quick", action="store_true",
+                        help="15 s of churn and of mirror updates instead of 60 and 30; curves: 3 s per churn step")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the synthetic cluster's size (for development; default 1)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases among {', '.join(PHASES)} (mesh needs export)")
     parser.add_argument("--exporter-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="extra --kvstore-opt for the exporter under test (e.g. etcd.qps=20)")
-    parser.add_argument("--no-plot", dest="plot", action="store_false", help="do not write docs/performance.png")
+    parser.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNGs")
+    parser.add_argument("--curve-rates", type=_numbers(float), metavar="R1,R2,...",
+                        help="churn rates of the curves (default 1000,2000,5000,10000,20000 CEP updates/s)")
+    parser.add_argument("--curve-remotes", type=_numbers(int), metavar="N1,N2,...",
+                        help="remote counts of the KVStoreMesh curve (default 4,16,64)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--plot-dir", type=Path, default=DOCS, help=f"where the PNGs go (default {DOCS})")
     parser.add_argument("--no-extensions", action="store_true",
                         help="run the processes under test and the floors on the pure-Python twins "
                              "(CLUSTERMESH_NO_EXTENSIONS=1; default: the compiled twins when built)")

@@ -11,7 +11,8 @@ Tested against the pure twin with the same random objects.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, strlen
 
-from apiserver.convert._ip import canonical_net_ip, net_ip_string
+from apiserver.convert._endpoint_plain import entry_tail, plain_networking
+from apiserver.convert._ip import net_ip_string
 
 
 cdef extern from "Python.h":
@@ -118,7 +119,7 @@ cdef bytes entry_value(str ip, bytes tail):
 def plain_endpoint_entries(obj):
     """See the module docstring."""
     cdef dict meta, status, out
-    cdef object name, namespace, account, networking, node, addresses, identity_id, key, text, ip
+    cdef object name, namespace, account, networking, node, addresses, identity_id, key, text, ip, found
     cdef char buf[IP6_TEXT]
     cdef str field
     if type(obj) is not dict:
@@ -138,22 +139,11 @@ def plain_endpoint_entries(obj):
     key = int64_field(status.get("encryption"), "key")
     if identity_id is None or key is None:
         return None
-    if networking is None:
-        return {}
-    if type(networking) is not dict:
-        return None
-    node, addresses = (<dict>networking).get("node"), (<dict>networking).get("addressing")
-    if node is None:
-        node = ""
-    elif type(node) is not str:
-        return None
-    if not addresses:
-        return {} if addresses is None or type(addresses) is list else None
-    if type(addresses) is not list:
-        return None
-    prefix = (f'","Mask":null,"HostIP":"{canonical_net_ip(node) or ""}","ID":{identity_id & 0xFFFFFFFF},'
-              f'"Key":{key & 0xFF},"Metadata":"","K8sNamespace":"{namespace}","K8sPodName":"{name}"')
-    cdef bytes tail = (f'{prefix},"K8sServiceAccount":"{account}"}}' if account else prefix + "}").encode()
+    found = plain_networking(networking)
+    if type(found) is not tuple:
+        return found
+    node, addresses = found
+    cdef bytes tail = entry_tail(node, identity_id, key, namespace, name, account)
     out = {}
     for pair in <list>addresses:
         if type(pair) is not dict:

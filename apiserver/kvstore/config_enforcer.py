@@ -112,8 +112,12 @@ class ClusterConfigEnforcer:
                     if batch.events:
                         self._known_revision = max(self._known_revision, batch.events[-1].mod_revision)
                     if foreign:
-                        log.warning("Cluster configuration changed by someone else; restoring it",
-                                    key=self.key, event=foreign[-1].type.value)
+                        # Our own put seen before its revision is known carries our bytes: the
+                        # check it triggers finds the key in place; not worth a warning.
+                        changed = [ev for ev in foreign if ev.type is EventType.DELETE or ev.value != self.value]
+                        report = log.warning if changed else log.debug
+                        report("Cluster configuration changed by someone else; restoring it",
+                               key=self.key, event=foreign[-1].type.value)
                         self._kick.set()
             except CompactedError:
                 # We may have missed a change: look again and watch from now on.

@@ -42,7 +42,9 @@ log = get_logger(__name__)
 
 LOG_EACH = 20
 SETTLE_POLL = 0.005  # while a write of a key we have an event about is in flight
-PAGE_SIZE = 1000
+# As the stale-key cleanup's: the client doubles later pages up to 64x, and a page of 64k keys
+# costs 60 MB at once. Measured for 200k keys: +20 MB, 0.5 CPU-s for the whole listing.
+PAGE_SIZE = 256
 _PUT = EventType.PUT
 
 

@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from kvmesh_etcd import ETCD_FAST, Mesh, TcpProxy, client_of, etcds, seed, snapshot, with_config
+from kvmesh_etcd import ETCD_FAST, Mesh, client_of, etcds, seed, snapshot, with_config
 from kvmesh_helpers import RemoteData, eventually
 
 from apiserver.cli import main as cli_main
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.kvstore import Put
+from localmesh.testing.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
