@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,22 +121,19 @@ class Connection:
         self._stream: dict[str, Any] = {}
 
     def unary(self, name: str) -> Any:
-        call = self._unary.get(name)
+        return self._callable(self._unary, self.channel.unary_unary, name)
+
+    def stream(self, name: str) -> Any:
+        return self._callable(self._stream, self.channel.stream_stream, name)
+
+    @staticmethod
+    def _callable(cache: dict[str, Any], make: Callable[..., Any], name: str) -> Any:
+        call = cache.get(name)
         if call is None:
             method = METHODS[name]
             # Requests are serialized by the caller (bytes pass through unchanged).
-            call = self.channel.unary_unary(method.path, request_serializer=None,
-                                            response_deserializer=method.response.FromString)
-            self._unary[name] = call
-        return call
-
-    def stream(self, name: str) -> Any:
-        call = self._stream.get(name)
-        if call is None:
-            method = METHODS[name]
-            call = self.channel.stream_stream(method.path, request_serializer=None,
-                                              response_deserializer=method.response.FromString)
-            self._stream[name] = call
+            call = cache[name] = make(method.path, request_serializer=None,
+                                      response_deserializer=method.response.FromString)
         return call
 
 
