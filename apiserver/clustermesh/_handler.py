@@ -53,12 +53,12 @@ class ExportHandler:
             except ConversionError as exc:
                 self.malformed(obj, exc.reason)
 
-    def malformed(self, obj: Any, reason: str) -> None:
+    def malformed(self, obj: Any, reason: str, resource: str = "") -> None:
         name = object_name(obj) if isinstance(obj, dict) else "<not an object>"
-        log.warning("Skipping object that cannot be exported", resource=self.resource, object=name,
-                    reason=reason)
+        resource = resource or self.resource
+        log.warning("Skipping object that cannot be exported", resource=resource, object=name, reason=reason)
         if self._metrics is not None:
-            self._metrics.malformed_objects_total.labels(self.resource, _reason_label(reason)).inc()
+            self._metrics.malformed_objects_total.labels(resource, _reason_label(reason)).inc()
 
 
 def _reason_label(reason: str) -> str:

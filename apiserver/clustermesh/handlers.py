@@ -6,7 +6,6 @@ and service exports, which join two resources, live in ``services.py``.
 
 from __future__ import annotations
 
-from apiserver._logging import get_logger
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh._handler import ExportHandler
 from apiserver.clustermesh.namespaces import NamespaceGate
@@ -18,11 +17,9 @@ from apiserver.convert import (
     convert_cilium_node,
     identity_namespace,
 )
-from apiserver.kube import KubeObject, object_name
+from apiserver.kube import KubeObject
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
-
-log = get_logger(__name__)
 
 
 class SyncedHandler(ExportHandler):
@@ -62,13 +59,13 @@ class IdentityHandler(SyncedHandler):
 
     def upsert(self, obj: KubeObject) -> None:
         converted = convert_cilium_identity(obj)
+        # Skipped like a malformed object (logged and counted); what it exported before stays.
         if converted is None:
-            log.warning("Ignoring identity without security labels", identity=object_name(obj))
+            self.malformed(obj, "no security-labels")
             return
         namespace = identity_namespace(obj)
         if namespace is None:
-            log.error("Ignoring identity without namespace label", identity=object_name(obj),
-                      label="k8s:io.kubernetes.pod.namespace")
+            self.malformed(obj, "no namespace label: security-labels without k8s:io.kubernetes.pod.namespace")
             return
         key, value = converted
         if self._namespaces.is_global(namespace):

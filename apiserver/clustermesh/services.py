@@ -7,7 +7,8 @@ marked synced when both have.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.clustermesh._handler import ExportHandler
@@ -130,7 +131,11 @@ class ServiceExporter(JoinedExporter):
         slices = self._other.by_index(SERVICE_INDEX, namespaced_name(namespace, name))
         # A later slice wins on a shared address: a stable order gives a stable value.
         slices.sort(key=lambda s: s["metadata"]["name"])
-        return convert_service(service, slices, self._cluster)
+        skipped: list[tuple[Mapping[str, Any], str]] = []
+        value = convert_service(service, slices, self._cluster, skipped)
+        for slice_, reason in skipped:  # the service goes on with its other slices
+            self.malformed(slice_, reason, resource="endpointslices")
+        return value
 
 
 class ServiceExportExporter(JoinedExporter):

@@ -21,6 +21,7 @@ from apiserver.clusterinfo import ClusterInfo
 from apiserver.paths import join_key
 
 from . import _access as a
+from ._errors import ConversionError
 from ._ip import canonical_addr_cluster
 from .gojson import go_json, go_map
 
@@ -103,13 +104,16 @@ def is_headless_service(svc: Mapping[str, Any]) -> bool:
 
 
 def convert_service(
-    svc: Mapping[str, Any], slices: Iterable[Mapping[str, Any]], cluster: ClusterInfo
+    svc: Mapping[str, Any], slices: Iterable[Mapping[str, Any]], cluster: ClusterInfo,
+    skipped: list[tuple[Mapping[str, Any], str]] | None = None,
 ) -> bytes | None:
     """The ``ClusterService`` value, or ``None`` when the service is not exported.
 
     ``slices`` are the EndpointSlices of the service; slices owned by another service (or
     mirrored by Cilium) are ignored. On an address present in several slices the later slice
-    wins, so pass them in a stable order.
+    wins, so pass them in a stable order. With ``skipped``, a malformed slice contributes no
+    backend and is appended with the reason (the other slices still count); without it, a
+    malformed slice raises ``ConversionError`` like a malformed service.
     """
     meta = a.metadata(svc)
     name = a.name_of(meta)
@@ -134,8 +138,22 @@ def convert_service(
     zones: dict[str, Any] = {}
     owner = f"{namespace}/{name}"
     for slice_ in slices:
-        if endpoint_slice_service(slice_) == owner:
-            _add_backends(slice_, backends, hostnames, zones)
+        if skipped is None:
+            if endpoint_slice_service(slice_) == owner:
+                _add_backends(slice_, backends, hostnames, zones)
+            continue
+        # All or nothing per slice: its backends are collected apart, then merged.
+        own: tuple[dict[str, Any], dict[str, str], dict[str, Any]] = ({}, {}, {})
+        try:
+            if endpoint_slice_service(slice_) != owner:
+                continue
+            _add_backends(slice_, *own)
+        except ConversionError as exc:
+            skipped.append((slice_, exc.reason))
+            continue
+        backends.update(own[0])
+        hostnames.update(own[1])
+        zones.update(own[2])
 
     value: dict[str, Any] = {
         "cluster": cluster.name,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from apiserver.convert import cilium_endpoint_ip_entries
-from localmesh.testing.synthetic import ClusterShape, cilium_endpoint, endpoint_slice, service
-from tests.clustermesh.conftest import Harness, wait_for
+from apiserver.convert import cilium_endpoint_ip_entries, convert_service
+from localmesh.testing.synthetic import ClusterShape, cilium_endpoint, cilium_identity, endpoint_slice, service
+from tests.clustermesh.conftest import CLUSTER, Harness, wait_for
 from tests.clustermesh.test_exporter import SHAPE, expected_state, seed
 
 
@@ -30,10 +30,11 @@ def _bad_endpoints() -> list[dict[str, Any]]:
     return bad
 
 
-def _counted(h: Harness) -> float:
+def _counted(h: Harness, resource: str = "") -> float:
     assert h.metrics is not None
     return sum(sample.value for metric in h.metrics.malformed_objects_total.collect()
-               for sample in metric.samples if sample.name.endswith("_total"))
+               for sample in metric.samples if sample.name.endswith("_total")
+               and (not resource or sample.labels["resource"] == resource))
 
 
 async def test_bad_objects_are_skipped_counted_and_hold_nothing_back(harness: Harness) -> None:
@@ -82,3 +83,39 @@ async def test_bad_objects_are_skipped_counted_and_hold_nothing_back(harness: Ha
 
     await wait_for(oversized_refused, 60, "the oversized service refused and counted")
     assert harness.exporter.ready()
+
+
+async def test_a_malformed_slice_holds_back_neither_its_service_nor_its_other_slices(harness: Harness) -> None:
+    seed(harness)
+    await harness.start()
+    svc = service(SHAPE, 0)
+    key = f"cilium/state/services/v1/cluster1/{svc['metadata']['namespace']}/svc-0"
+    bad = endpoint_slice(SHAPE, 0)
+    bad["metadata"]["name"] = "svc-0-bad"
+    bad["endpoints"][0]["conditions"] = "ready"
+    harness.sim.apply(bad)
+    more = endpoint_slice(SHAPE, 0)
+    more["metadata"]["name"] = "svc-0-more"
+    more["endpoints"] = [{"addresses": ["10.1.250.1"], "conditions": {"ready": True}}]
+    harness.sim.apply(more)
+    expected = convert_service(svc, [endpoint_slice(SHAPE, 0), more], CLUSTER)
+    assert expected is not None and b"10.1.250.1" in expected
+    await harness.wait_data(lambda data: data.get(key) == expected, "the service with its good slices", 30)
+    assert _counted(harness, "endpointslices") >= 1
+
+
+async def test_identities_without_labels_are_skipped_and_counted(harness: Harness) -> None:
+    seed(harness)
+    await harness.start()
+    no_labels = cilium_identity(SHAPE, 50)
+    del no_labels["security-labels"]
+    no_namespace = cilium_identity(SHAPE, 51)
+    del no_namespace["security-labels"]["k8s:io.kubernetes.pod.namespace"]
+    harness.sim.apply(no_labels)
+    harness.sim.apply(no_namespace)
+
+    async def counted() -> bool:
+        return _counted(harness, "ciliumidentities") >= 2
+
+    await wait_for(counted, 30, "both identities counted as skipped")
+    assert harness.exporter is not None and harness.exporter.ready()

@@ -339,3 +339,17 @@ def test_namespace_is_global(annotations: dict[str, str] | None, default: bool, 
 def test_malformed(svc: dict[str, Any], slices: list[dict[str, Any]]) -> None:
     with pytest.raises(ConversionError):
         convert_service(svc, slices, CLUSTER3)
+
+
+def test_a_malformed_slice_is_skipped_alone_when_asked() -> None:
+    good = _slice([{"addresses": ["10.0.0.1"]}], name="s-1")
+    bad = _slice([{"addresses": ["10.0.0.2"]}, {"addresses": "10.0.0.3"}], name="s-2")
+    later = _slice([{"addresses": ["10.0.0.4"]}], name="s-3")
+    skipped: list[tuple[Any, str]] = []
+    value = convert_service(_svc(), [good, bad, later], CLUSTER3, skipped)
+    # The bad slice contributes nothing (not even its valid first address); the others count.
+    assert value == convert_service(_svc(), [good, later], CLUSTER3)
+    assert [(s["metadata"]["name"], reason) for s, reason in skipped] == [
+        ("s-2", "endpoints[1].addresses: expected an array, got str")]
+    with pytest.raises(ConversionError):
+        convert_service(_svc(), [good, bad, later], CLUSTER3)
