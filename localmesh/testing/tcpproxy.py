@@ -6,8 +6,9 @@ Faults, each switchable while connections are open:
 - ``blackhole()``: a partition. Connections are still accepted, but nothing is forwarded either way,
   on new and established connections alike (unread bytes stay in the kernel's buffers, so the
   sender sees no acknowledgement beyond them, as across a lost link); ``heal()`` resumes forwarding.
-  ``blackhole(matching=b"...")`` holds only the connections whose first bytes from the client
-  contain those bytes (an HTTP header naming the dialer: every client connects from 127.0.0.1);
+  ``blackhole(matching=b"...")`` holds only the connections on which the client has sent those
+  bytes (an HTTP header naming the dialer: every client connects from 127.0.0.1), from the
+  chunk that carries them on (a kept-alive connection may carry an unnamed request first);
 - ``refuse()``: new connections are closed at once (a port nobody listens on, to the client);
 - ``reset()``: every established connection is aborted (both sides see a reset).
 
@@ -23,7 +24,7 @@ from types import TracebackType
 __all__ = ["TcpProxy"]
 
 _CHUNK = 65536
-_HEAD = 4096  # how much of what a client sends first ``blackhole(matching=...)`` looks at
+_RECENT = 2 * _CHUNK  # what ``blackhole(matching=...)`` looks at: the chunk read and the one before
 
 
 class _Link:
@@ -33,7 +34,8 @@ class _Link:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.head = b""  # the first bytes the client sent
+        self.recent = b""  # the last bytes the client sent, for ``blackhole(matching=...)``
+        self.matched = False
         self.forwarding = asyncio.Event()
 
     def abort(self) -> None:
@@ -155,8 +157,8 @@ class TcpProxy:
             while True:
                 await link.forwarding.wait()
                 data = await src.read(_CHUNK)
-                if direction == "up" and len(link.head) < _HEAD:
-                    link.head += data[:_HEAD]
+                if direction == "up":
+                    link.recent = (link.recent + data)[-_RECENT:]
                     self._gate(link)
                 await queue.put((loop.time() + self.delay[direction], data))
                 if not data:
@@ -185,8 +187,11 @@ class TcpProxy:
             await dst.drain()
 
     def _gate(self, link: _Link) -> None:
-        held = self._held is not None and (self._held == b"" or self._held in link.head)
-        if held:
+        if self._held is None:
+            link.matched = False
+        elif self._held and self._held in link.recent:
+            link.matched = True
+        if self._held == b"" or link.matched:
             link.forwarding.clear()
         else:
             link.forwarding.set()
