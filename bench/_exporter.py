@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 
 from bench._dataset import BenchShape
-from bench._procs import Child, free_port
+from bench._procs import Child
+from localmesh.testing.ports import free_port
 
 _POLL = 0.02
 BOOTSTRAP_METRIC = "cilium_clustermesh_apiserver_bootstrap_seconds"

@@ -8,20 +8,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parent.parent
 _STOP_GRACE = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

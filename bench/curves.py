@@ -82,6 +82,8 @@ class ChurnPoint:
     drained_after: float
     exporter_cpu: float
     backlog_ok: bool  # export.Churn.keeps_up: no growing backlog, drained within a second
+    cpu: dict[str, float]  # CPU seconds per process over ``cpu_wall`` s (first write -> all visible)
+    cpu_wall: float
     verified: bool = False
 
     @property
@@ -116,7 +118,7 @@ def _churn_point(result: export.Churn) -> ChurnPoint:
     lat = result.latency
     return ChurnPoint(result.rate, result.delivered_rate, result.updates, lat.p50, lat.p99, lat.max,
                       result.backlog.max, result.backlog.drained_after, result.exporter_cpu, result.keeps_up(),
-                      verified=True)
+                      result.cpu, result.cpu_wall, verified=True)
 
 
 async def export_point(keys: int, plan: CurvePlan, workdir: Path, churn: bool, log: Log
@@ -140,7 +142,8 @@ async def export_point(keys: int, plan: CurvePlan, workdir: Path, churn: bool, l
             for rate in plan.rates if churn else ():
                 log(f"Curve: churn at {rate:,.0f} CEP updates/s for {plan.churn_seconds:g} s")
                 churned.append(_churn_point(await export.churn(kubesim, exporter, client, shape, expected, rate,
-                                                               plan.churn_seconds, CHURN_DRAIN_TIMEOUT)))
+                                                               plan.churn_seconds, CHURN_DRAIN_TIMEOUT,
+                                                               {"etcd": [server.pid]})))
         finally:
             await exporter.stop()
             await kubesim.stop()

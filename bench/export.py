@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ class Churn:
     # Updates per second the emulator actually wrote (first to last write): the load generator's
     # own limit shows here, not as the exporter's latency.
     delivered_rate: float = 0.0
+    # CPU seconds per process from the first write until every change was visible (``cpu_wall`` s).
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_wall: float = 0.0
 
     def keeps_up(self) -> bool:
         # Never more than half a second of changes outstanding, drained within a second, no trend.
@@ -122,9 +126,11 @@ async def sample_rss(pid: int, samples: list[tuple[float, float]], stop: asyncio
 
 
 async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, shape: BenchShape,
-                expected: KeyValues, rate: float, seconds: float, drain_timeout: float = DRAIN_TIMEOUT) -> Churn:
+                expected: KeyValues, rate: float, seconds: float, drain_timeout: float = DRAIN_TIMEOUT,
+                others: dict[str, list[int]] | None = None) -> Churn:
     """Update ``rate`` endpoints/s for ``seconds``; ``expected`` is updated to the final state.
-    Every change must be visible within ``drain_timeout`` of the last write."""
+    Every change must be visible within ``drain_timeout`` of the last write; the CPU of ``others``
+    (e.g. etcd) is reported beside the emulator's, the exporter's and the driver's."""
     # The driver holds the whole expected data set: keep its collector from pausing the probe.
     gc.collect()
     gc.freeze()
@@ -134,6 +140,8 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
     stop_sampling = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(exporter.child.pid, rss, stop_sampling))
     cpu_before = cpu_seconds(exporter.child.pid)
+    meter = CpuMeter({"kubesim": [kubesim.pid], "exporter": [exporter.child.pid], **(others or {}),
+                      "driver": [os.getpid()]})
     started = time.monotonic()
     try:
         await kubesim.send({"cmd": "churn", "rate": rate, "seconds": seconds, "seed": 7})
@@ -149,6 +157,7 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
             raise IncorrectResult(f"churn: {len(missing)} of {len(changes)} changes never became visible "
                                   f"(e.g. {missing[:3]})")
         cpu = cpu_seconds(exporter.child.pid) - cpu_before
+        cpu_all, cpu_wall = meter.read(), time.monotonic() - started
     finally:
         stop_sampling.set()
         await sampler
@@ -167,7 +176,8 @@ async def churn(kubesim: Child, exporter: ExporterProcess, client: EtcdClient, s
                  Backlog.of([changes[c] for c in order], [seen[c] for c in order]),
                  steady_rss_mb=steady[len(steady) // 2], peak_rss_mb=peak, exporter_cpu=cpu / seconds,
                  timeline=[(changes[c] - start, d * 1000.0) for c, d in zip(order[::20], delays[::20], strict=True)],
-                 steady_after_all_changed=bool(plateau), delivered_rate=delivered(writes, rate))
+                 steady_after_all_changed=bool(plateau), delivered_rate=delivered(writes, rate),
+                 cpu=cpu_all, cpu_wall=cpu_wall)
 
 
 def delivered(writes: Sequence[Sequence[float]], rate: float) -> float:

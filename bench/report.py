@@ -147,7 +147,7 @@ def rows(r: Results) -> list[Row]:
         out.append(Row(f"Rate limit etcd.qps={rl['qps']}: {rl['keys']:,} keys, >= {rl['min_txns']} Txns",
                        f"{rl['seconds']:.2f} s (>= {rl['min_seconds']:.2f} s)", "", "limit honoured",
                        _verdict(rl["honoured"])))
-    return out + curve_rows(r.get("curves") or {})
+    return out + curve_rows(r.get("curves") or {}, r.get("cpus") or 1)
 
 
 RSS_AT_1M_MB = 1500.0
@@ -162,7 +162,7 @@ def _exponent_row(what: str, exponent: float | None) -> Row:
                _verdict(exponent <= MAX_EXPONENT))
 
 
-def curve_rows(c: Results) -> list[Row]:
+def curve_rows(c: Results, cpus: int) -> list[Row]:
     """The cost curves (``bench/curves.py``): one row per point, the fitted exponents, the targets."""
     out: list[Row] = []
     for p in c.get("export", []):
@@ -185,6 +185,8 @@ def curve_rows(c: Results) -> list[Row]:
                        f"{p['drained_after'] * 1000:.0f} ms after; exporter CPU {p['exporter_cpu'] * 100:.0f} %)",
                        f"p50 {p['p50_ms']:.1f} / p99 {p['p99_ms']:.1f} / max {p['max_ms']:.1f} ms",
                        "", "", "kept up" if p["kept_up"] else "falls behind"))
+        if p.get("cpu"):
+            out.append(_cpu_row(p["cpu"], p["cpu_wall"], cpus, span=f"{p['cpu_wall']:.1f} s"))
     if c.get("churn"):
         best = c["highest_kept_up"]
         out.append(Row("Curve: highest churn rate kept up with (delivered, p99 <= 100 ms, no growing backlog)",

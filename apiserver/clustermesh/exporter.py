@@ -125,6 +125,8 @@ class Exporter:
                                 synced_key=row.synced_key, stale_prefix=row.stale_prefix(cluster.name),
                                 metrics=metrics, limiter=limiter)
             for row in EXPORTS}
+        for sync_store in self.stores.values():
+            sync_store.nospace_reported = True  # by ``self.space``, once per episode
         # Whatever someone else deletes or overwrites of ours is written back (``restore``); not
         # on a backend that keeps nothing (``clustermesh-dbg verify``): all would look deleted.
         self.restorers: list[KeyRestorer | CanaryRestorer] = [

@@ -148,6 +148,7 @@ class SyncStore:
         self.own_writes = OwnWrites()
         self.canary_revision = 0
         self._strikes = Strikes()
+        self.nospace_reported = False
 
         if metrics is not None:
             self._m_queue = metrics.kvstore_sync_queue_size.labels(self.scope, self.source_cluster)
@@ -392,8 +393,9 @@ class SyncStore:
         self._consecutive_failures += 1
         pause = min(WORKER_PAUSE_MIN * 2.0 ** min(self._consecutive_failures - 1, 20), WORKER_PAUSE_MAX)
         self._pause_until = asyncio.get_running_loop().time() + pause
-        # etcd out of space: said once per episode by ``nospace.SpaceAlarm``, not per write.
-        report = log.debug if isinstance(exc, NoSpaceError) else log.warning
+        # etcd out of space: said once per episode by the owner's ``nospace.SpaceAlarm`` if it
+        # has one (``nospace_reported``), not per write.
+        report = log.debug if self.nospace_reported and isinstance(exc, NoSpaceError) else log.warning
         report(what, prefix=self.prefix, error=str(exc) or repr(exc),
                consecutive_failures=self._consecutive_failures, **fields)
 

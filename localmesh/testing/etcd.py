@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ import yaml
 from apiserver.etcd_process import EtcdProcess, clean_env, with_parent_death_signal
 from apiserver.kvstore.etcd.config import EtcdConfig
 from apiserver.security.pki import CertFiles, CertKey, generate_ca, issue_cert
+from localmesh.testing.ports import free_ports
 
 __all__ = ["SERVER_SANS", "EtcdNotInstalledError", "EtcdServer", "EtcdStartError", "EtcdTLS", "etcd_binaries"]
 
@@ -105,19 +105,6 @@ def _make_scratch(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=_scratch_root()))
     (path / _OWNER_FILE).write_text(str(os.getpid()))
     return path
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _clean_env() -> dict[str, str]:
@@ -208,7 +195,7 @@ class EtcdServer:
         self._base = _make_scratch("etcd-test-")
         self.data_dir = self._base / "data"
         self.log_file = self._base / "etcd.log"
-        self._client_port, self._peer_port = _free_ports(2)
+        self._client_port, self._peer_port = free_ports(2)
         self._process: EtcdProcess | None = None
         self._auth_enabled = False
         self._started_once = False
@@ -374,7 +361,7 @@ class EtcdServer:
     def _new_ports(self) -> None:
         self._wipe()
         self.log_file.unlink(missing_ok=True)
-        self._client_port, self._peer_port = _free_ports(2)
+        self._client_port, self._peer_port = free_ports(2)
 
     def _wait_ready(self) -> None:
         """Block until a write succeeds (any thread); ``_PortTakenError`` if another etcd won the port."""

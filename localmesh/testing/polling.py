@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 Check = Callable[[], object | Awaitable[object]]
 
 
-async def eventually(check: Check, timeout: float = 10.0, what: str = "", *, interval: float = 0.01) -> None:
-    """Call ``check`` (sync or async) until it returns something true, or fail after ``timeout``
-    seconds naming ``what`` and the last result. An ``AssertionError`` raised by ``check`` counts as
-    "not yet" (so a check may assert), and is the last result shown when time runs out."""
+async def eventually(check: Check, timeout: float = 10.0, what: str = "", *, interval: float = 0.01) -> Any:
+    """Call ``check`` (sync or async) until it returns something true, and return that; or fail
+    after ``timeout`` seconds naming ``what`` and the last result. An ``AssertionError`` raised by
+    ``check`` counts as "not yet" (so a check may assert), and is the last result shown when time
+    runs out."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: object = None
@@ -22,7 +24,7 @@ async def eventually(check: Check, timeout: float = 10.0, what: str = "", *, int
             if inspect.isawaitable(result):
                 result = await result
             if result:
-                return
+                return result
             last = result
         except AssertionError as exc:
             last = exc

@@ -54,6 +54,7 @@ async def test_the_curves_run_at_tiny_scale_with_every_figure_verified(tmp_path:
     for p in curves["churn"]:
         assert p["verified"] and p["updates"] == int(p["rate"] * 3.0) and p["delivered_rate"] > 0
         assert p["p50_ms"] <= p["p99_ms"] <= p["max_ms"]
+        assert set(p["cpu"]) == {"kubesim", "exporter", "etcd", "driver"} and p["cpu"]["kubesim"] > 0
     assert curves["highest_kept_up"] in {0.0, *(p["delivered_rate"] for p in curves["churn"] if p["kept_up"])}
     assert [(p["remotes"], p["verified"]) for p in curves["mesh"]] == [(1, True), (2, True)]
     assert curves["mesh"][1]["keys"] == 2 * curves["mesh"][0]["keys"]

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.ports import free_port
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.clustermesh.conftest import dump_etcd, wait_for
 
@@ -24,13 +24,6 @@ HELM_ARGS = [
     "--kvstore-opt=etcd.qps=20", "--kvstore-opt=etcd.bootstrapQps=10000",
     "--max-connected-clusters=255", "--controller-group-metrics=all",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def run_cli(*args: str, timeout: float = 30.0) -> tuple[int, str]:

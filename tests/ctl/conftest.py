@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,28 @@ def guide_config(i: int, **extra: str) -> dict[str, Any]:
             "cluster-pool-ipv4-cidr": f"{10 + i}.0.0.0/8", "cluster-pool-ipv6-cidr": f"fd0{i - 1}::/104", **extra}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": NS},
             "data": data}
+
+
+def guide_status(address: str, remotes: Sequence[str]) -> str:
+    """``status`` of a healthy cluster as the Cluster Mesh guide prints it: 3 nodes and 1 KVStoreMesh
+    replica, each connected to every one of ``remotes``, one global service."""
+    n = len(remotes)
+    connections = "".join(f""" - {remote}: 3 configured, 3/3 connected
+   KVStoreMesh: 1/1 configured, 1/1 connected
+""" for remote in remotes)
+    return f"""\
+✅ Service "clustermesh-apiserver" of type "LoadBalancer" found
+✅ Cluster access information is available:
+ - {address}:2379
+✅ Deployment clustermesh-apiserver is ready
+\u2139\ufe0f KVStoreMesh is enabled
+
+✅ All 3 nodes are connected to all clusters [min:{n} / avg:{n}.0 / max:{n}]
+✅ All 1 KVStoreMesh replicas are connected to all clusters [min:{n} / avg:{n}.0 / max:{n}]
+
+🔌 Cluster Connections:
+{connections}
+🔀 Global services: [ min:1 / avg:1.0 / max:1 ]"""
 
 
 def seed(sim: KubeSim, i: int) -> None:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from localmesh.agent import Agent, AgentSettings
 from localmesh.kubesim import KubeSim
 from localmesh.kubesim._node import ContainerNotFoundError
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.polling import eventually
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.ctl.conftest import NS, Clusters, write_kubeconfig
 from tests.ctl.test_ctl_statuscmd import set_up_pods
@@ -193,14 +193,6 @@ async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Clusters, dict[str, Node]]
                        write_kubeconfig(tmp_path / "kubeconfig", {n: node.sim for n, node in nodes.items()})), nodes
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("kvstoremesh", [pytest.param(True, id="kvstoremesh"),
                                          pytest.param(False, id="agents-read-remotes-directly")])
 async def test_enable_connect_status_disconnect_end_to_end(mesh: tuple[Clusters, dict[str, Node]],
@@ -227,7 +219,7 @@ async def test_enable_connect_status_disconnect_end_to_end(mesh: tuple[Clusters,
         services = (await agent.view()).services
         return "ns-0/svc-0" in services and set(services["ns-0/svc-0"].backends) == {"cluster1", "cluster2"}
 
-    await eventually(agents_see_both)
+    await eventually(agents_see_both, 30.0)
     for node in nodes.values():
         node.sim.node_runtime = PodProcesses(node)
     result = await clusters.run("status", "--context", "cluster1", "--wait", "--wait-duration", "60s")
@@ -266,6 +258,6 @@ async def test_enable_connect_status_disconnect_end_to_end(mesh: tuple[Clusters,
         kv_done = kv is None or (kv.mesh is not None and kv.mesh.status() == [])
         return kv_done and (await agent.cluster_mesh())["clusters"] == []
 
-    await eventually(disconnected)
+    await eventually(disconnected, 30.0)
     result = await clusters.run("status", "--context", "cluster1")
     assert "🔌 No cluster connected" in result.lines

@@ -5,22 +5,9 @@ from __future__ import annotations
 from apiserver.ctl import _status
 from apiserver.ctl._access import AccessInfo
 from apiserver.kvstoremesh import RemoteClusterConfigStatus, RemoteClusterStatus, RemoteClusterSyncedStatus
+from tests.ctl.conftest import guide_status
 
-GUIDE = """\
-✅ Service "clustermesh-apiserver" of type "LoadBalancer" found
-✅ Cluster access information is available:
- - 172.19.255.46:2379
-✅ Deployment clustermesh-apiserver is ready
-\u2139\ufe0f KVStoreMesh is enabled
-
-✅ All 3 nodes are connected to all clusters [min:1 / avg:1.0 / max:1]
-✅ All 1 KVStoreMesh replicas are connected to all clusters [min:1 / avg:1.0 / max:1]
-
-🔌 Cluster Connections:
- - cluster1: 3 configured, 3/3 connected
-   KVStoreMesh: 1/1 configured, 1/1 connected
-
-🔀 Global services: [ min:1 / avg:1.0 / max:1 ]"""
+GUIDE = guide_status("172.19.255.46", ["cluster1"])
 
 INFO = AccessInfo("cluster2", "2", "LoadBalancer", ("172.19.255.46",), 2379, b"")
 

@@ -16,7 +16,7 @@ from apiserver.kvstoremesh import (
     RemoteClusterSyncedStatus,
     status_to_json,
 )
-from tests.ctl.conftest import NS, Clusters
+from tests.ctl.conftest import NS, Clusters, guide_status
 from tests.ctl.test_ctl_connect import enable_all
 
 Views = dict[tuple[str, str], Any]  # (context, pod) -> the JSON the pod prints
@@ -77,24 +77,7 @@ def meshed_views() -> Views:
     return views
 
 
-GUIDE_HEALTHY = """\
-✅ Service "clustermesh-apiserver" of type "LoadBalancer" found
-✅ Cluster access information is available:
- - 172.19.255.41:2379
-✅ Deployment clustermesh-apiserver is ready
-\u2139\ufe0f KVStoreMesh is enabled
-
-✅ All 3 nodes are connected to all clusters [min:2 / avg:2.0 / max:2]
-✅ All 1 KVStoreMesh replicas are connected to all clusters [min:2 / avg:2.0 / max:2]
-
-🔌 Cluster Connections:
- - cluster2: 3 configured, 3/3 connected
-   KVStoreMesh: 1/1 configured, 1/1 connected
- - cluster3: 3 configured, 3/3 connected
-   KVStoreMesh: 1/1 configured, 1/1 connected
-
-🔀 Global services: [ min:1 / avg:1.0 / max:1 ]
-"""
+GUIDE_HEALTHY = guide_status("172.19.255.41", ["cluster2", "cluster3"])
 
 
 async def test_healthy_mesh_status(clusters: Clusters, monkeypatch: pytest.MonkeyPatch, meshed_views: Views) -> None:

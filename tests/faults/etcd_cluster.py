@@ -9,24 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from localmesh.testing.etcd import etcd_binaries
-
-
-def _ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+from localmesh.testing.ports import free_ports
 
 
 class EtcdCluster:
@@ -34,7 +23,7 @@ class EtcdCluster:
         self._etcd, _ = etcd_binaries()
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.base = Path(tempfile.mkdtemp(prefix="etcd-cluster-", dir=shm))
-        ports = _ports(2 * size)
+        ports = free_ports(2 * size)
         self.names = [f"m{i}" for i in range(size)]
         self.client_urls = [f"http://127.0.0.1:{ports[2 * i]}" for i in range(size)]
         self.peer_urls = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(size)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,17 +28,11 @@ from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.options import KVStoreOptions
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.ports import free_port
 
 CLUSTER = ClusterInfo("cluster1", 1)
 DEADLINE = 180.0  # generous: 2 CPUs shared by many processes; the measured time is what is reported
 RESULTS: dict[str, float] = {}  # scenario -> seconds to converge (printed at the end of the session)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def poll(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE) -> float:

@@ -194,3 +194,39 @@ def test_own_write_revisions_are_recorded_only_when_watched_and_pruned_in_bulk()
     assert own.first == 10
     own.forget_below(9_000)
     assert min(own.revisions) == 9_000 and own.first == 10
+
+
+async def test_after_a_store_reset_the_watch_starts_again_on_the_new_store(
+        exported: Exported, eventually: Eventually) -> None:
+    store = exported.store
+    store.store_lost()  # as the exporter does when etcd comes back empty: every key written again
+    assert store.own_writes.first == 0 and store.canary_revision == 0
+    await exported.keys.restart()
+    await exported.canaries.restart()
+    await asyncio.wait_for(store.synced.wait(), 10)
+    await eventually(lambda: store.pending_writes == 0)
+    assert store.own_writes.first > 0
+    await exported.kv.delete(f"{PREFIX}/10.0.0.9")
+    await exported.kv.delete(store.canary_key)
+    await eventually(lambda: exported.etcd() == exported.wanted(), what="the key back after the reset")
+    await eventually(lambda: exported.kv.entry(store.canary_key) is not None, what="the canary back")
+    assert exported.keys.restored == 1 and exported.canaries.restored == 1
+
+
+async def test_two_writers_that_disagree_back_off_instead_of_fighting(
+        kv: MemoryKV, leases: LeaseManager, eventually: Eventually, caplog: pytest.LogCaptureFixture) -> None:
+    ours, theirs = Exported(kv, leases), Exported(kv, leases)
+    await ours.start(eventually)
+    await theirs.start(eventually)  # same keys; "theirs" encodes 10.0.0.0 differently
+    try:
+        theirs.store.upsert("10.0.0.0", b'{"v":"other encoding"}')
+        # Each rewrites the other's value a few times at once, then waits 1 s, 2 s, ...
+        await eventually(lambda: ours.keys.restored + theirs.keys.restored > 2 * FREE_RESTORES,
+                         what="the free restores used up")
+        await eventually(lambda: ours.store.retrying + theirs.store.retrying == 1, what="a delayed restore")
+        delays = [r._fields["delay"] for r in caplog.records  # type: ignore[attr-defined]
+                  if r.getMessage().startswith("Key deleted or overwritten") and "delay" in r._fields]
+        assert delays == [1.0]
+    finally:
+        await theirs.stop()
+        await ours.stop()

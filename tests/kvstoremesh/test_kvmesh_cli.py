@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from kvmesh_helpers import RemoteData, eventually
 from apiserver.cli import build_parser
 from apiserver.cli import main as cli_main
 from apiserver.cli.kvstoremesh import settings_from_args
+from localmesh.testing.ports import free_port
 
 
 def parse(*argv: str) -> object:
@@ -97,22 +97,16 @@ def test_invalid_flags_exit_2_with_a_clear_message(tmp_path: Path, capsys: pytes
 
 
 def test_dbg_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
-    port = _free_port()
+    port = free_port()
     assert cli_main(["kvstoremesh-dbg", "status", "-H", f"127.0.0.1:{port}"]) == 1
     assert f"is KVStoreMesh running and serving the API on 127.0.0.1:{port}?" in capsys.readouterr().out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
 async def test_real_process_serves_readyz_api_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     config_dir = tmp_path / "clustermesh"
     config_dir.mkdir()
-    health, api, prom = _free_port(), _free_port(), _free_port()
+    health, api, prom = free_port(), free_port(), free_port()
     async with etcds("local", "r2") as srv:
         await seed(srv["r2"], RemoteData.sample("r2", 2))
         write_remote_config(config_dir, "r2", srv["r2"].endpoint)

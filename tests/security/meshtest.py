@@ -19,6 +19,7 @@ from pathlib import Path
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.security.devpki import DevPKIRequest, atomic_write, write_dev_pki
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "c1"
@@ -38,17 +39,6 @@ SEED = {
     "cilium/cache/nodes/v1/c2/n9": "cached node of c2",
     "unrelated/secret": "x",
 }
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

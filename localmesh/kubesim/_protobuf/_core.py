@@ -675,11 +675,7 @@ POD = """
 1 weight i32!
 2 preference NodeSelectorTerm!
 
-= PodAffinity
-1 requiredDuringSchedulingIgnoredDuringExecution [PodAffinityTerm]
-2 preferredDuringSchedulingIgnoredDuringExecution [WeightedPodAffinityTerm]
-
-= PodAntiAffinity
+= PodAffinity, PodAntiAffinity
 1 requiredDuringSchedulingIgnoredDuringExecution [PodAffinityTerm]
 2 preferredDuringSchedulingIgnoredDuringExecution [WeightedPodAffinityTerm]
 

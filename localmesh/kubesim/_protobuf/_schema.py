@@ -77,21 +77,25 @@ def _field(message: str, line: str) -> Field:
 
 
 def parse(text: str, into: dict[str, Message]) -> None:
-    """Add the messages written in ``text`` to ``into``."""
-    current: Message | None = None
+    """Add the messages written in ``text`` to ``into``. A heading may name several messages
+    (``= PodAffinity, PodAntiAffinity``): Go structs with the same fields, each its own message."""
+    current: list[Message] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.startswith("="):
-            name = line[1:].strip()
-            if name in into:
-                raise ValueError(f"message {name} defined twice")
-            current = into[name] = Message(name)
+            current = []
+            for name in (n.strip() for n in line[1:].split(",")):
+                if name in into:
+                    raise ValueError(f"message {name} defined twice")
+                into[name] = Message(name)
+                current.append(into[name])
             continue
-        if current is None:
+        if not current:
             raise ValueError(f"field outside a message: {line!r}")
-        current.add(_field(current.name, line))
+        for message in current:
+            message.add(_field(message.name, line))
 
 
 def check(messages: dict[str, Message]) -> None:

@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -25,6 +24,7 @@ from localmesh.agent import Agent, AgentSettings
 from localmesh.agent import _validate as v
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.polling import eventually
 
 ID = 2
 
@@ -92,14 +92,6 @@ async def client(etcd_server: EtcdServer) -> AsyncIterator[EtcdClient]:
         yield c
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("cached", [pytest.param(False, id="remote-etcd-directly"),
                                     pytest.param(True, id="through-kvstoremesh-cache")])
 async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, client: EtcdClient, tmp_path: Path,
@@ -128,7 +120,7 @@ async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, clien
         async def no_clusters() -> bool:
             return bool((await agent.cluster_mesh())["clusters"] == [])
 
-        await eventually(ready)
+        await eventually(ready, 15.0)
         mesh = (await agent.cluster_mesh())
         remote = mesh["clusters"][0]
         assert remote["name"] == "cluster2" and remote["connected"] is True
@@ -150,10 +142,10 @@ async def test_agent_reads_and_validates_the_mesh(etcd_server: EtcdServer, clien
         # A service going away reaches the view.
         prefix = "cilium/cache/services/v1/cluster2" if cached else "cilium/state/services/v1/cluster2"
         await client.delete(f"{prefix}/default/echo")
-        await eventually(echo_gone)
+        await eventually(echo_gone, 15.0)
         # The config file removed: the remote leaves the status.
         (config_dir / "cluster2").unlink()
-        await eventually(no_clusters)
+        await eventually(no_clusters, 15.0)
     finally:
         await agent.stop()
 

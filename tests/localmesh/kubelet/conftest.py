@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from localmesh.kubelet import BackoffPolicy, Kubelet, local_kubelet
 from localmesh.kubesim import KubeSim, ServerTLS
+from localmesh.testing import polling
 
 IMAGE = "ghcr.io/clustermesh-python/clustermesh-apiserver:dev"
 NODE = "node-1"
@@ -50,14 +51,7 @@ class Cluster:
 
 async def eventually(check: Callable[[], Any], within: float = 60.0, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns a truthy value; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            await asyncio.sleep(interval)
+    return await polling.eventually(check, within, interval=interval)
 
 
 def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:

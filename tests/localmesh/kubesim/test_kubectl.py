@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from localmesh.kubesim import KubeSim
+from tests.localmesh.conftest import Kubectl
 
 KUBECTL = shutil.which("kubectl") or ("/usr/bin/kubectl" if Path("/usr/bin/kubectl").exists() else None)
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
@@ -33,37 +31,6 @@ metadata: {name: web, namespace: default}
 spec:
   ports: [{name: http, port: 80}, {name: https, port: 443}]
 """
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Kubectl = Callable[..., Coroutine[Any, Any, Result]]
-
-
-@pytest.fixture
-def kubectl(kubeconfig_path: Path, tmp_path: Path) -> Kubectl:
-    cache = tmp_path / "kubectl-cache"
-
-    async def run(*args: str, timeout: float = 20.0) -> Result:
-        assert KUBECTL is not None
-        proc = await asyncio.create_subprocess_exec(
-            KUBECTL, f"--kubeconfig={kubeconfig_path}", f"--cache-dir={cache}", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"HOME": str(tmp_path)})
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
-
-    return run
 
 
 async def test_get(kubesim: KubeSim, kubectl: Kubectl) -> None:

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import shutil
-import subprocess
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +15,13 @@ import pytest
 
 from apiserver.security.pki import generate_ca
 from localmesh.kubesim import KubeSim
+from tests.localmesh.conftest import Kubectl
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 PROTOBUF_REQUEST = "Content-Type: application/vnd.kubernetes.protobuf"
 # Fields the server fills per object: they differ between the two copies by design.
 VOLATILE_META = ("uid", "resourceVersion", "creationTimestamp", "namespace", "managedFields")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Kubectl = Callable[..., Coroutine[Any, Any, Result]]
-
-
-@pytest.fixture
-def kubectl(kubeconfig_path: Path, tmp_path: Path) -> Kubectl:
-    async def run(*args: str) -> Result:
-        assert KUBECTL is not None
-        proc = await asyncio.create_subprocess_exec(
-            KUBECTL, f"--kubeconfig={kubeconfig_path}", f"--cache-dir={tmp_path / 'cache'}", *args,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"HOME": str(tmp_path)})
-        async with asyncio.timeout(30):
-            out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
-
-    return run
 
 
 @pytest.fixture
