@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.ports import free_port
 from localmesh.testing.synthetic import ClusterShape
-from tests.faults.harness import World, free_port, poll
+from tests.faults.harness import World, poll
 from tests.faults.test_etcd_faults import exporting
 from tests.faults.test_kvstoremesh_faults import Mesh, logged_text
 

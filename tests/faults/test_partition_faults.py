@@ -15,10 +15,11 @@ from contextlib import AsyncExitStack
 import pytest
 
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from localmesh.testing.ports import free_port
 from localmesh.testing.synthetic import synthetic_cluster
 from localmesh.testing.tcpproxy import TcpProxy
 from tests.faults.etcd_cluster import EtcdCluster
-from tests.faults.harness import World, free_port, poll, seed_objects
+from tests.faults.harness import World, poll, seed_objects
 from tests.faults.test_etcd_faults import SHAPE
 from tests.faults.test_proxy_faults import churn, exporter_through
 
