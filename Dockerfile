@@ -9,13 +9,16 @@
 # the benchmarks stay out of the build context (.dockerignore).
 
 ARG PYTHON_IMAGE=docker.io/library/python:3.11.7-slim-bookworm
-# checkov:skip=CKV_DOCKER_7: both stages start FROM ${PYTHON_IMAGE}, the version tag above (checkov does not expand ARG)
+# The same Python on the full Debian image: gcc and the Python headers for the compiled twins.
+ARG BUILDER_IMAGE=docker.io/library/python:3.11.7-bookworm
+# checkov:skip=CKV_DOCKER_7: the stages start FROM ${BUILDER_IMAGE} and ${PYTHON_IMAGE}, the version tags above (checkov does not expand ARG)
 
-# Builder: the project's wheel and the wheels of its dependencies.
-FROM ${PYTHON_IMAGE} AS builder
+# Builder: the project's wheel, its compiled twins (setup.py, Cython) built in, and the wheels of
+# its dependencies.
+FROM ${BUILDER_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY apiserver/ apiserver/
 RUN python -m pip wheel --wheel-dir=/wheels /src
 
@@ -39,10 +42,10 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d \
     && apt-get update \
     && apt-get install -y --no-install-recommends etcd-server=3.4.23-4+b4 \
     && rm -rf /var/lib/apt/lists/* /var/lib/etcd /etc/default/etcd /etc/init.d/etcd /usr/sbin/policy-rc.d
-# Exactly the wheel the builder built; its dependencies come from the builder's wheel directory only.
+# Exactly the wheel the builder built (its platform tag is the builder's); its dependencies come from
+# the builder's wheel directory only.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python -m pip install --no-index --find-links=/wheels \
-        "/wheels/clustermesh_apiserver-${VERSION}-py3-none-any.whl" \
+    python -m pip install --no-index --find-links=/wheels "clustermesh-apiserver==${VERSION}" \
     && ln -s /usr/local/bin/clustermesh-apiserver /usr/bin/clustermesh-apiserver
 # pip compiled the bytecode at install; at run time the root file system is read-only.
 ENV PYTHONDONTWRITEBYTECODE=1

@@ -46,11 +46,12 @@ def _runs(result: dict[str, Any]) -> str:
     return f", median of {' / '.join(f'{r:.2f}' for r in runs)} s" if len(runs) > 1 else ""
 
 
-def _cpu_row(cpu: dict[str, float], wall: float, cpus: int, span: str | None = None) -> Row:
+def _cpu_row(cpu: dict[str, float], wall: float, cpus: int, span: str | None = None, keys: int = 0) -> Row:
     """Where the machine's CPU went while a throughput figure was measured (information only);
-    ``span`` names the interval (default: spawn -> ready)."""
+    ``span`` names the interval (default: spawn -> ready); with ``keys``, each process's CPU µs per key."""
     used = sum(cpu.values())
-    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+    parts = ", ".join(f"{name} {seconds:.1f}" + (f" ({seconds / keys * 1e6:.1f} µs/key)" if keys else "")
+                      for name, seconds in cpu.items())
     span = f"spawn->ready {wall:.2f} s" if span is None else span
     return Row(f"↳ CPU seconds{', ' + span if span else ''}: {parts}",
                f"{used / (wall * cpus) * 100:.0f} % of {cpus} CPUs busy")
@@ -81,11 +82,11 @@ def _floor_rows(label: str, floor: dict[str, Any] | None, ceiling: dict[str, flo
         return []
     return [Row(f"{label} ({floor['keys']:,} keys, {floor['seconds']:.2f} s)", _kps(floor["keys_per_second"]),
                 _ratios(floor, ceiling)),
-            _cpu_row(floor["cpu"], floor["seconds"], cpus, span="")]
+            _cpu_row(floor["cpu"], floor["seconds"], cpus, span="", keys=floor["keys"])]
 
 
 def rows(r: Results) -> list[Row]:
-    out: list[Row] = []
+    out: list[Row] = [Row("Hot path (exporter, KVStoreMesh, floors)", f"{r['twins']} twins")] if r.get("twins") else []
     if "initial_export" in r:
         ceiling = r["ceiling_export"]
         out += _ceiling_rows("Ceiling (exporter etcd)", ceiling, r.get("ceiling_export_etcd_cpu"))
@@ -97,7 +98,7 @@ def rows(r: Results) -> list[Row]:
                        f"spawn->ready {ie['wall_seconds']:.2f} s)", _kps(ie["keys_per_second"]), _ratios(ie, ceiling),
                        ">= 0.6 (stretch 0.8)", _verdict(ratio >= 0.6) + (" (stretch)" if ratio >= 0.8 else "")))
         if ie.get("cpu"):
-            out.append(_cpu_row(ie["cpu"], ie["wall_seconds"], r.get("cpus") or 1))
+            out.append(_cpu_row(ie["cpu"], ie["wall_seconds"], r.get("cpus") or 1, keys=ie["keys"]))
             out.append(_budget_row(ie, ceiling, 0.6, "exporter", "bootstrap_seconds", r.get("cpus") or 1))
         ch = r["churn"]
         lat = ch["latency"]
@@ -124,7 +125,7 @@ def rows(r: Results) -> list[Row]:
         out.append(Row(f"KVStoreMesh initial mirror ({m['keys']:,} keys, {m['seconds']:.2f} s{_runs(m)})",
                        _kps(m["keys_per_second"]), _ratios(m, ceiling), ">= 0.7", _verdict(ratio >= 0.7)))
         if m.get("cpu"):
-            out.append(_cpu_row(m["cpu"], m["wall_seconds"], r.get("cpus") or 1))
+            out.append(_cpu_row(m["cpu"], m["wall_seconds"], r.get("cpus") or 1, keys=m["keys"]))
             out.append(_budget_row(m, ceiling, 0.7, "kvstoremesh", "seconds", r.get("cpus") or 1))
         ml = r["mirror_latency"]
         lat = ml["latency"]
@@ -141,7 +142,7 @@ def rows(r: Results) -> list[Row]:
         out.append(Row(f"KVStoreMesh x{s['remotes']} remotes ({s['keys']:,} keys, {s['seconds']:.2f} s, "
                        f"RSS peak {s['peak_rss_mb']:.0f} MB)", _kps(s["keys_per_second"]), _ratios(s, ceiling)))
         if s.get("cpu"):
-            out.append(_cpu_row(s["cpu"], s["wall_seconds"], r.get("cpus") or 1))
+            out.append(_cpu_row(s["cpu"], s["wall_seconds"], r.get("cpus") or 1, keys=s["keys"]))
     if "ratelimit" in r:
         rl = r["ratelimit"]
         out.append(Row(f"Rate limit etcd.qps={rl['qps']}: {rl['keys']:,} keys, >= {rl['min_txns']} Txns",

@@ -26,7 +26,11 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` and ``apiserver`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--no-extensions" in sys.argv[1:]:
+    # Before anything imports ``apiserver``: the floors run in this process, and every child inherits it.
+    os.environ["CLUSTERMESH_NO_EXTENSIONS"] = "1"
 
+from apiserver import _extensions
 from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstoremesh import MeshConfig
 from bench import ceiling, curves, export, floor, mesh, ratelimit, report
@@ -39,6 +43,7 @@ from localmesh.testing.etcd import EtcdServer
 RESULTS = REPO / "bench" / "results" / "latest.json"
 DOCS = REPO / "docs"
 PHASES = ("export", "mesh", "scale", "ratelimit", "curves")
+COMPILED_TWINS = ("apiserver.kvstore.etcd._txn_c", "apiserver.convert._endpoints_c")
 SCALE_REMOTES = 16
 SCALE_KEYS = 5_000
 CHURN_RATE = 1_000.0
@@ -141,13 +146,21 @@ async def scale(workdir: Path, results: dict[str, Any]) -> None:
                         "ceiling_etcd_cpu": _ceiling_cpu(ceilings)}
 
 
+def _twins() -> str:
+    """Which twins of the hot path the processes under test run (they inherit this environment)."""
+    if _extensions.NO_EXTENSIONS or os.environ.get("CLUSTERMESH_NO_EXTENSIONS"):
+        return "pure-Python"
+    built = all(_extensions.compiled(name) is not None for name in COMPILED_TWINS)
+    return "compiled" if built else "pure-Python (compiled twins not built: python setup.py build_ext --inplace)"
+
+
 async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     shape = BenchShape().scaled(args.scale)
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick, "size_factor": args.scale,
         "shape": dataclasses.asdict(shape), "exporter_opts": args.exporter_opt, "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        "python": platform.python_version(), "twins": _twins(),
         "title": f"clustermesh-apiserver (Python) benchmarks, {os.cpu_count()} CPUs, etcd on tmpfs",
     }
     # The processes measured start as an installed package would: from compiled bytecode. (An
@@ -220,6 +233,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="remote counts of the KVStoreMesh curve (default 4,16,64)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--plot-dir", type=Path, default=DOCS, help=f"where the PNGs go (default {DOCS})")
+    parser.add_argument("--no-extensions", action="store_true",
+                        help="run the processes under test and the floors on the pure-Python twins "
+                             "(CLUSTERMESH_NO_EXTENSIONS=1; default: the compiled twins when built)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
     unknown = args.only - set(PHASES)

@@ -16,10 +16,13 @@ Which object owns a key claimed by several objects is decided by :class:`IPOwner
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from apiserver._extensions import compiled
+
 from . import _access as a
+from ._endpoint_plain import entry_tail, plain_networking
 from ._errors import ConversionError
 from ._ip import canonical_net_ip, net_ip_string
 from .gojson import go_json
@@ -51,7 +54,7 @@ def cilium_endpoint_slice_owner(obj: Mapping[str, Any]) -> str:
 
 def cilium_endpoint_ip_entries(obj: Mapping[str, Any], skipped: list[str] | None = None) -> dict[str, bytes]:
     """All ``{ip: value}`` entries of a CiliumEndpoint (``status.*`` fields)."""
-    entries = _plain_endpoint_entries(obj)
+    entries = _plain_entries(obj)
     return entries if entries is not None else _checked_endpoint_entries(obj, skipped)
 
 
@@ -91,22 +94,11 @@ def _plain_endpoint_entries(obj: Any) -> dict[str, bytes] | None:
     if (type(identity_id) is not int or type(key) is not int or not _INT64_MIN <= identity_id <= _INT64_MAX
             or not _INT64_MIN <= key <= _INT64_MAX):
         return None
-    if networking is None:
-        return {}
-    if type(networking) is not dict:
-        return None
-    node, addresses = networking.get("node"), networking.get("addressing")
-    if node is None:
-        node = ""
-    elif type(node) is not str:
-        return None
-    if not addresses:
-        return {} if addresses is None or type(addresses) is list else None
-    if type(addresses) is not list:
-        return None
-    prefix = (f'","Mask":null,"HostIP":"{canonical_net_ip(node) or ""}","ID":{identity_id & _UINT32},'
-              f'"Key":{key & _UINT8},"Metadata":"","K8sNamespace":"{namespace}","K8sPodName":"{name}"')
-    tail = (f'{prefix},"K8sServiceAccount":"{account}"}}' if account else prefix + "}").encode()
+    found = plain_networking(networking)
+    if not isinstance(found, tuple):
+        return found
+    node, addresses = found
+    tail = entry_tail(node, identity_id, key, namespace, name, account)
     out: dict[str, bytes] = {}
     for pair in addresses:
         if type(pair) is not dict:
@@ -122,6 +114,12 @@ def _plain_endpoint_entries(obj: Any) -> dict[str, bytes] | None:
                 return None
             out[ip] = b'{"IP":"' + ip.encode() + tail
     return out
+
+
+# The compiled twin (``_endpoints_c.pyx``) when it was built and CLUSTERMESH_NO_EXTENSIONS is unset.
+_compiled = compiled("apiserver.convert._endpoints_c")
+_plain_entries: Callable[[Any], dict[str, bytes] | None] = (
+    _compiled.plain_endpoint_entries if _compiled is not None else _plain_endpoint_entries)
 
 
 def _checked_endpoint_entries(obj: Mapping[str, Any], skipped: list[str] | None) -> dict[str, bytes]:

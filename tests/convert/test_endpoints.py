@@ -18,8 +18,10 @@ from apiserver.convert import (
     cilium_endpoint_owner,
     cilium_endpoint_slice_ip_entries,
     cilium_endpoint_slice_owner,
+    endpoints,
 )
 from apiserver.convert.endpoints import _checked_endpoint_entries, _plain_endpoint_entries
+from localmesh.testing.twins import COMPILED, KINDS, compiled_module, twin
 
 PREFIX = "cilium/state/ip/v1/default"
 CEP, OVERLAP, CES = "ciliumendpoints.txtar", "ciliumendpoints-overlap.txtar", "ciliumendpointslices.txtar"
@@ -29,6 +31,17 @@ SPEC_EXAMPLE = {
     "10.244.1.79": b'{"IP":"10.244.1.79","Mask":null,"HostIP":"172.18.0.3","ID":199472,"Key":0,"Metadata":"",'
                    b'"K8sNamespace":"foo","K8sPodName":"cep-001","K8sServiceAccount":"default"}',
 }
+
+
+COMPILED_MODULE = "apiserver.convert._endpoints_c"
+
+
+@pytest.fixture(params=KINDS, autouse=True)
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], Any]:
+    """Every test of this module runs with the compiled twin of the fast path and with the pure one."""
+    impl = twin(request.param, COMPILED_MODULE, "plain_endpoint_entries", _plain_endpoint_entries)
+    monkeypatch.setattr(endpoints, "_plain_entries", impl)
+    return impl  # type: ignore[no-any-return]
 
 
 class Exporter:
@@ -258,7 +271,7 @@ _ENDPOINTS = st.one_of(
 @settings(max_examples=3000, deadline=None)
 @given(_ENDPOINTS)
 def test_fast_path_gives_what_the_checked_path_gives(obj: Any) -> None:
-    fast = _plain_endpoint_entries(obj)
+    fast = endpoints._plain_entries(obj)
     skipped: list[str] = []
     try:
         checked = _checked_endpoint_entries(obj, skipped)
@@ -273,6 +286,31 @@ def test_fast_path_gives_what_the_checked_path_gives(obj: Any) -> None:
 def test_usual_endpoints_take_the_fast_path() -> None:
     for name in ("endpoint-1.yaml", "endpoint-2.yaml", "endpoint-3.yaml"):
         obj = k8s_object(CEP, name)
-        fast = _plain_endpoint_entries(obj)
+        fast = endpoints._plain_entries(obj)
         assert fast, name
         assert fast == _checked_endpoint_entries(obj, [])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ENDPOINTS)
+def test_compiled_twin_gives_the_pure_twins_bytes(obj: Any) -> None:
+    compiled = compiled_module(COMPILED_MODULE).plain_endpoint_entries(obj)
+    pure = _plain_endpoint_entries(obj)
+    assert compiled == pure
+    if pure is not None:
+        assert list(compiled.items()) == list(pure.items())  # the same order too
+
+
+@pytest.mark.parametrize("text", ["fd00::1", "::1", "::", "::ffff:10.0.0.1", "::10.0.0.1", "1::", "0:0:0:0:0:1:0:0",
+                                  "FD00:0000::0:1", "1.2.3.4", "01.2.3.4", "1.2.3.256", "::ffff:0:1", "a" * 65,
+                                  "1.2.3.4\x00", "fd00::1%eth0", "::ffff:1.2.3.4.5", "ff02::1:ff00:1"])
+def test_compiled_twin_prints_every_address_form_as_the_pure_twin(text: str) -> None:
+    obj = {"metadata": {"name": "p", "namespace": "n"},
+           "status": {"networking": {"node": text, "addressing": [{"ipv4": text, "ipv6": "fd00::9"}]}}}
+    assert compiled_module(COMPILED_MODULE).plain_endpoint_entries(obj) == _plain_endpoint_entries(obj)
+
+
+def test_the_module_runs_both_twins(fast_path: Callable[[Any], Any], request: pytest.FixtureRequest) -> None:
+    kind = request.node.callspec.params["fast_path"]
+    assert (fast_path is _plain_endpoint_entries) == (kind != COMPILED)
+    assert endpoints._plain_entries is fast_path

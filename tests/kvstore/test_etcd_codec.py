@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from apiserver.kvstore import Compare, Delete, Op, Put
+from apiserver.kvstore.etcd import _codec, _txn_py
 from apiserver.kvstore.etcd._codec import encode_txn, encode_varint, fill_compare, prefix_range
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
+from localmesh.testing.twins import KINDS, compiled_module, twin
+
+COMPILED_MODULE = "apiserver.kvstore.etcd._txn_c"
+
+
+@pytest.fixture(params=KINDS, autouse=True)
+def branch_encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test of this module runs with the compiled twin of the encoder and with the pure one."""
+    monkeypatch.setattr(_codec, "encode_branch", twin(request.param, COMPILED_MODULE, "encode_branch",
+                                                      _txn_py.encode_branch))
 
 
 def upb_txn(compares: list[Compare], success: list[Op], failure: list[Op]) -> bytes:
@@ -62,3 +74,29 @@ def test_a_full_batch_of_puts_decodes_to_the_same_operations() -> None:
     got = [(op.request_put.key.decode(), op.request_put.value, op.request_put.lease) for op in txn.success]
     assert got == [(p.key, p.value, p.lease) for p in batch]
     assert not txn.compare and not txn.failure
+
+
+@given(ops)
+def test_compiled_twin_gives_the_pure_twins_bytes(branch: list[Op]) -> None:
+    compiled: list[bytes] = []
+    pure: list[bytes] = []
+    compiled_module(COMPILED_MODULE).encode_branch(b"\x12", branch, compiled)
+    _txn_py.encode_branch(b"\x12", branch, pure)
+    assert b"".join(compiled) == b"".join(pure)
+
+
+@pytest.mark.parametrize("op", [
+    pytest.param(Put("k", bytearray(b"v")), id="bytearray-value"),
+    pytest.param(Put("k", b"v", True), id="bool-lease"),  # type: ignore[arg-type]
+    pytest.param(Put("k\udc80", b"v"), id="lone-surrogate-key"),
+])
+def test_unusual_puts_behave_as_in_the_pure_twin(op: Put) -> None:
+    results = []
+    for encode in (compiled_module(COMPILED_MODULE).encode_branch, _txn_py.encode_branch):
+        parts: list[bytes] = []
+        try:
+            encode(b"\x12", [Put("a", b"b", 5), op], parts)
+            results.append(b"".join(parts))
+        except Exception as exc:
+            results.append(type(exc))
+    assert results[0] == results[1]

@@ -1,8 +1,9 @@
 """Translate between the kvstore types (``Put``, ``Compare``, ``KeyValue`` ...) and etcd's protobufs.
 
 Txn requests are the exporter's and KVStoreMesh's hot path (one per 128 keys written): their puts
-and deletes are encoded to protobuf bytes here directly, at 0.5 us per put instead of 0.8 through
-upb messages; the bytes are what ``TxnRequest.SerializeToString()`` gives (tested against it).
+and deletes are encoded to protobuf bytes directly (``_txn_c.pyx``, compiled, or its pure-Python
+twin ``_txn_py.py``), not through upb messages; the bytes are what ``TxnRequest.SerializeToString()``
+gives (tested against it).
 Compares (rare) still go through upb. Pure: no I/O.
 """
 
@@ -11,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from apiserver.kvstore._backend import (
-    MAX_TXN_OPS,
-    Compare,
-    Delete,
-    EventType,
-    KeyValue,
-    KVStoreError,
-    Op,
-    Put,
-    WatchEvent,
-)
+from apiserver._extensions import compiled
+from apiserver.kvstore._backend import Compare, EventType, KeyValue, KVStoreError, Op, WatchEvent
+from apiserver.kvstore.etcd import _txn_py
+from apiserver.kvstore.etcd._txn_py import encode_varint, prefix_end, prefix_range
 from apiserver.kvstore.proto import etcd_rpc_pb2 as pb
+
+__all__ = ["encode_txn", "encode_varint", "fill_compare", "prefix_end", "prefix_range", "to_events",
+           "to_key_value"]
+
+# The compiled twin when it was built (and CLUSTERMESH_NO_EXTENSIONS is unset), else the pure one.
+_txn = compiled("apiserver.kvstore.etcd._txn_c") or _txn_py
+encode_branch = _txn.encode_branch
+_TAG_TXN_SUCCESS, _TAG_TXN_FAILURE = b"\x12", b"\x1a"  # TxnRequest.success = 2, .failure = 3
 
 _RESULTS = {"=": pb.Compare.EQUAL, "!=": pb.Compare.NOT_EQUAL, "<": pb.Compare.LESS, ">": pb.Compare.GREATER}
 # target name -> (protobuf enum, oneof field, value kind)
@@ -34,23 +36,6 @@ _TARGETS: dict[str, tuple[int, str, type]] = {
     "lease": (pb.Compare.LEASE, "lease", int),
 }
 _PUT = 0  # etcd Event.EventType.PUT
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The smallest key greater than every key starting with ``prefix`` (etcd's prefix range end);
-    ``b"\\0"`` (to the end of the key space) when there is none."""
-    for i in range(len(prefix) - 1, -1, -1):
-        if prefix[i] < 0xFF:
-            return prefix[:i] + bytes([prefix[i] + 1])
-    return b"\0"
-
-
-def prefix_range(prefix: str) -> tuple[bytes, bytes]:
-    """``(key, range_end)`` covering every key under ``prefix``; all keys for ``""``."""
-    raw = prefix.encode()
-    if not raw:
-        return b"\0", b"\0"
-    return raw, prefix_end(raw)
 
 
 def fill_compare(target: Any, cmp: Compare) -> None:
@@ -69,76 +54,6 @@ def fill_compare(target: Any, cmp: Compare) -> None:
     setattr(target, field, cmp.value)
 
 
-# Field tags (field number << 3 | wire type 2) of the messages encoded by hand.
-_TAG_TXN_SUCCESS, _TAG_TXN_FAILURE = b"\x12", b"\x1a"  # TxnRequest.success = 2, .failure = 3
-_TAG_OP_PUT, _TAG_OP_DELETE = b"\x12", b"\x1a"  # RequestOp.request_put = 2, .request_delete_range = 3
-_TAG_KEY, _TAG_VALUE, _TAG_RANGE_END = b"\x0a", b"\x12", b"\x12"  # Put/DeleteRange key = 1, value/range_end = 2
-_TAG_LEASE = b"\x18"  # PutRequest.lease = 3, varint
-_VARINTS_CACHED = 4096  # lengths below this (nearly all keys and values) come from a table
-_VARINTS = [varint.to_bytes(1, "little") if varint < 0x80 else bytes((varint & 0x7F | 0x80, varint >> 7))
-            for varint in range(_VARINTS_CACHED)]
-
-
-def encode_varint(n: int) -> bytes:
-    """Protobuf base-128 varint; negative numbers as their 64-bit two's complement (10 bytes)."""
-    if 0 <= n < _VARINTS_CACHED:
-        return _VARINTS[n]
-    n &= 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + encode_varint(len(payload)) + payload if payload else b""
-
-
-def _encode_put(tag: bytes, key: bytes, value: bytes, lease_field: bytes, parts: list[bytes]) -> None:
-    """Any put: empty fields left out (as proto3 serialization does), any length."""
-    key_field = _field(_TAG_KEY, key)
-    value_field = _field(_TAG_VALUE, value)
-    put_len = len(key_field) + len(value_field) + len(lease_field)
-    put_header = encode_varint(put_len)
-    parts += (tag, encode_varint(1 + len(put_header) + put_len), _TAG_OP_PUT, put_header, key_field, value_field,
-              lease_field)
-
-
-def _encode_branch(tag: bytes, ops: Sequence[Op], parts: list[bytes]) -> None:
-    """Append the ``RequestOp`` fields of ``ops`` (field ``tag`` of ``TxnRequest``) to ``parts``."""
-    if len(ops) > MAX_TXN_OPS:
-        raise KVStoreError(f"a txn branch may hold at most {MAX_TXN_OPS} operations, got {len(ops)}")
-    varints, cached = _VARINTS, _VARINTS_CACHED
-    lease_fields: dict[int, bytes] = {}  # a batch shares one or two leases
-    extend = parts.extend
-    for op in ops:
-        if type(op) is Put:
-            key, value = op.key.encode(), op.value
-            lease_field = lease_fields.get(op.lease)
-            if lease_field is None:
-                lease_field = lease_fields[op.lease] = _TAG_LEASE + encode_varint(op.lease) if op.lease else b""
-            key_len, value_len = len(key), len(value)
-            if 0 < key_len < cached and 0 < value_len < cached:
-                # The usual put: lengths computed from the table, not measured on joined pieces,
-                # so that every byte is copied once, by the final join.
-                key_header, value_header = varints[key_len], varints[value_len]
-                put_len = 2 + len(key_header) + key_len + len(value_header) + value_len + len(lease_field)
-                if put_len + 3 < cached:  # then the RequestOp's length is in the table too
-                    put_header = varints[put_len]
-                    extend((tag, varints[1 + len(put_header) + put_len], _TAG_OP_PUT, put_header,
-                            _TAG_KEY, key_header, key, _TAG_VALUE, value_header, value, lease_field))
-                    continue
-            _encode_put(tag, key, value, lease_field, parts)
-        elif type(op) is Delete:
-            key, range_end = prefix_range(op.key) if op.prefix else (op.key.encode(), b"")
-            delete = _field(_TAG_KEY, key) + _field(_TAG_RANGE_END, range_end)
-            parts.append(_field(tag, _TAG_OP_DELETE + encode_varint(len(delete)) + delete))
-        else:
-            raise KVStoreError(f"unsupported txn operation {op!r}")
-
-
 def encode_txn(compares: Iterable[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> bytes:
     """A serialized ``TxnRequest``: fields in number order, as upb writes them (compares first)."""
     parts: list[bytes] = []
@@ -148,8 +63,8 @@ def encode_txn(compares: Iterable[Compare], success: Sequence[Op], failure: Sequ
         for cmp in compares:
             fill_compare(request.compare.add(), cmp)
         parts.append(request.SerializeToString())
-    _encode_branch(_TAG_TXN_SUCCESS, success, parts)
-    _encode_branch(_TAG_TXN_FAILURE, failure, parts)
+    encode_branch(_TAG_TXN_SUCCESS, success, parts)
+    encode_branch(_TAG_TXN_FAILURE, failure, parts)
     return b"".join(parts)
 
 

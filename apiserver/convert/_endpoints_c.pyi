@@ -1,0 +1,3 @@
+from typing import Any
+
+def plain_endpoint_entries(obj: Any) -> dict[str, bytes] | None: ...
