@@ -93,6 +93,11 @@ def channel_options(config: EtcdConfig) -> list[tuple[str, Any]]:
     return [
         ("grpc.keepalive_time_ms", int(config.grpc_keepalive_interval * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+        # grpc core closes a transport whose ping stays unanswered after this long (default one
+        # minute); the keepalive timeout alone does not close a connection to a peer that accepts
+        # but never answers (a partition) while calls are in flight: they would wait for their
+        # deadline instead of failing over.
+        ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout * 1000)),
         # etcd sends GOAWAY (too_many_pings) for pings without an open stream...
         ("grpc.keepalive_permit_without_calls", 0),
         # ...but an idle watch stream must keep being probed, or a dead peer goes unnoticed.
