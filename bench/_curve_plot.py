@@ -37,17 +37,19 @@ def plot(curves: dict[str, Any], title: str, path: Path) -> None:
     rss_ax.set(xlabel="keys", ylabel="MB", title="Exporter RSS")
     rss_ax.legend(fontsize=8)
     churn = curves.get("churn", [])
-    delivered = [p["delivered_rate"] for p in churn]
-    churn_ax.loglog(delivered, [p["p50_ms"] for p in churn], "o-", label="p50")
-    churn_ax.loglog(delivered, [p["p99_ms"] for p in churn], "s-", label="p99")
-    for p in churn:
-        churn_ax.annotate(f"{p['rate']:,.0f}/s asked", (p["delivered_rate"], p["p99_ms"]), fontsize=7,
-                          textcoords="offset points", xytext=(4, 4))
+    asked = [p["rate"] for p in churn]
+    churn_ax.loglog(asked, [p["p50_ms"] for p in churn], "o-", label="p50")
+    churn_ax.loglog(asked, [p["p99_ms"] for p in churn], "s-", label="p99")
     churn_ax.axhline(100, color="red", linewidth=0.8, linestyle="--", label="p99 target 100 ms")
-    churn_ax.axvline(KEPT_UP_TARGET, color="red", linewidth=0.8, linestyle=":", label="rate target")
-    churn_ax.set(xlabel="CEP updates/s delivered by the emulator", ylabel="write -> etcd latency (ms)",
+    churn_ax.set(xlabel="CEP updates/s asked", ylabel="write -> etcd latency (ms)",
                  title=f"Churn saturation ({curves.get('churn_keys', 0):,} keys)")
-    churn_ax.legend(fontsize=8)
+    churn_ax.legend(fontsize=8, loc="upper left")
+    rate_ax = churn_ax.twinx()
+    rate_ax.loglog(asked, [p["delivered_rate"] for p in churn], "^:", color="#2a9d3a")
+    rate_ax.loglog(asked, asked, color="#2a9d3a", linewidth=0.5)
+    rate_ax.axhline(KEPT_UP_TARGET, color="#2a9d3a", linewidth=0.8, linestyle="--")
+    rate_ax.set_ylabel("delivered by the emulator (green; line: as asked; dashed: target)", color="#2a9d3a",
+                       fontsize=8)
     meshes = curves.get("mesh", [])
     remotes = [p["remotes"] for p in meshes]
     mesh_ax.plot(remotes, [p["seconds"] for p in meshes], "o-", color="#3b7dd8")

@@ -204,11 +204,17 @@ async def mirror_remotes(remotes: int, keys_per_remote: int, workdir: Path, with
                          ) -> tuple[Mirror, dict[int, Ceiling]]:
     """KVStoreMesh mirroring ``remotes`` etcds of ``keys_per_remote`` keys each into a fresh local
     etcd (checked key by key); with the ceiling of that local etcd for the same keys, if asked."""
-    servers = [EtcdServer(name=f"bench-remote{n}") for n in range(1, remotes + 1)]
+    # Each etcd is created (its ports picked) only once the previous one holds its own: ports picked
+    # all at once may repeat, and two etcds on one client URL pass each other's readiness check.
+    servers: list[EtcdServer] = []
     local_server = EtcdServer(name="bench-scale-local")
     try:
-        for server in [*servers, local_server]:
-            await server.start()
+        await local_server.start()
+        for n in range(1, remotes + 1):
+            servers.append(EtcdServer(name=f"bench-remote{n}"))
+            await servers[-1].start()
+        if len({s.endpoint for s in [*servers, local_server]}) != remotes + 1:
+            raise IncorrectResult(f"etcds share an endpoint: {[s.endpoint for s in servers]}")
         cache: KeyValues = {}
         for n, server in enumerate(servers, start=1):
             shape = remote_shape(n, keys_per_remote)

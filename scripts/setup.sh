@@ -15,6 +15,14 @@ if ! $PY -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "setup: Python 3.11+ is required ($($PY --version 2>&1) found)" >&2
   exit 1
 fi
+# A C compiler and the Python headers build the compiled twins of the hot path (setup.py); without
+# them the install still works, on the pure-Python twins.
+if ! command -v gcc >/dev/null 2>&1 \
+    || ! $PY -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
+  echo "setup: installing gcc and the Python headers (Debian packages gcc, python3-dev)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc python3-dev >/dev/null
+fi
 if ! $PY -c 'import apiserver, pytest, orjson' >/dev/null 2>&1 || [ "${SETUP_FORCE:-}" = 1 ]; then
   $PY -m pip install -q --disable-pip-version-check -e ".[test]"
 fi

@@ -21,7 +21,7 @@ ROOT = Path(apiserver.__file__).parent
 FOUNDATION = frozenset({
     "apiserver", "apiserver._logging", "apiserver.goflags", "apiserver.paths", "apiserver.clusterinfo",
     "apiserver._tasks", "apiserver._heap", "apiserver._tokenbucket", "apiserver.metrics",
-    "apiserver.filewatch", "apiserver._backoff",
+    "apiserver.filewatch", "apiserver._backoff", "apiserver._lifecycle", "apiserver._extensions",
     "apiserver.runner", "apiserver.etcd_process",
 })
 LAYERS: tuple[frozenset[str], ...] = (

@@ -7,7 +7,7 @@ type makes the whole object undecodable -- here a :class:`ConversionError` namin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -55,6 +55,13 @@ def array(value: Any, what: str) -> Sequence[Any]:
     if isinstance(value, list | tuple):
         return value
     raise ConversionError(f"{what}: expected an array, got {_kind(value)}")
+
+
+def objects(value: Any, what: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The objects of an array, each with its own ``what`` (``spec.ports[2]``) for error messages."""
+    for i, item in enumerate(array(value, what)):
+        where = f"{what}[{i}]"
+        yield where, mapping(item, where)
 
 
 def string(value: Any, what: str) -> str:

@@ -39,11 +39,10 @@ def convert_cilium_node(obj: Mapping[str, Any], cluster: ClusterInfo) -> tuple[s
     spec = a.mapping(obj.get("spec"), "spec")
 
     addresses: list[dict[str, str]] = []
-    for i, item in enumerate(a.array(spec.get("addresses"), "spec.addresses")):
-        entry = a.mapping(item, f"spec.addresses[{i}]")
-        ip = canonical_net_ip(a.string(entry.get("ip"), f"spec.addresses[{i}].ip"))
+    for what, entry in a.objects(spec.get("addresses"), "spec.addresses"):
+        ip = canonical_net_ip(a.string(entry.get("ip"), f"{what}.ip"))
         if ip is not None:
-            addresses.append({"Type": a.string(entry.get("type"), f"spec.addresses[{i}].type"), "IP": ip})
+            addresses.append({"Type": a.string(entry.get("type"), f"{what}.type"), "IP": ip})
 
     v4_cidrs, v6_cidrs = _alloc_cidrs(a.mapping(spec.get("ipam"), "spec.ipam"))
     health = a.mapping(spec.get("health"), "spec.health")

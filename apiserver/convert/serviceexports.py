@@ -72,9 +72,7 @@ def convert_service_export(
 
 def _ports(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     ports: list[dict[str, Any]] = []
-    for i, item in enumerate(a.array(spec.get("ports"), "spec.ports")):
-        what = f"spec.ports[{i}]"
-        port = a.mapping(item, what)
+    for what, port in a.objects(spec.get("ports"), "spec.ports"):
         out: dict[str, Any] = {}
         name = a.string(port.get("name"), f"{what}.name")
         if name:

@@ -176,9 +176,7 @@ def convert_service(
 
 def _service_ports(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     ports: dict[str, dict[str, Any]] = {}
-    for i, item in enumerate(a.array(spec.get("ports"), "spec.ports")):
-        what = f"spec.ports[{i}]"
-        port = a.mapping(item, what)
+    for what, port in a.objects(spec.get("ports"), "spec.ports"):
         # The protocol is copied verbatim; Go converts the port with uint16().
         ports[a.string(port.get("name"), f"{what}.name")] = {
             "Protocol": a.string(port.get("protocol"), f"{what}.protocol"),
@@ -189,9 +187,7 @@ def _service_ports(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _slice_ports(slice_: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     ports: dict[str, dict[str, Any]] = {}
-    for i, item in enumerate(a.array(slice_.get("ports"), "ports")):
-        what = f"ports[{i}]"
-        port = a.mapping(item, what)
+    for what, port in a.objects(slice_.get("ports"), "ports"):
         protocol = port.get("protocol")
         if protocol is None:
             protocol = "TCP"
@@ -218,9 +214,7 @@ def _add_backends(
     ports = _slice_ports(slice_)
     # Within a slice the last endpoint listing an address wins, before conditions are looked at.
     by_address: dict[str, tuple[bool, str, str, list[dict[str, str]]]] = {}
-    for i, item in enumerate(a.array(slice_.get("endpoints"), "endpoints")):
-        what = f"endpoints[{i}]"
-        endpoint = a.mapping(item, what)
+    for what, endpoint in a.objects(slice_.get("endpoints"), "endpoints"):
         conditions = a.mapping(endpoint.get("conditions"), f"{what}.conditions")
         ready = a.opt_bool(conditions.get("ready"), f"{what}.conditions.ready")
         serving = a.opt_bool(conditions.get("serving"), f"{what}.conditions.serving")

@@ -9,7 +9,7 @@ no task outlives its owner, and the owner's own cancellation propagates out of `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from apiserver._backoff import Backoff
@@ -20,6 +20,17 @@ log = get_logger(__name__)
 
 RESTART_MIN = 0.1
 RESTART_MAX = 30.0
+
+
+def every(interval: Callable[[], float], step: Callable[[], Awaitable[object]]
+          ) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The body of a periodic task: ``step()``, then ``interval()`` seconds of sleep (read each
+    round, so a changed interval applies from the next one), forever."""
+    async def loop() -> None:
+        while True:
+            await step()
+            await asyncio.sleep(interval())
+    return loop
 
 
 class SupervisedTask:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 
 from apiserver._backoff import Backoff
@@ -46,9 +47,8 @@ class ClusterConfigEnforcer:
         self.key = cluster_config_key(cluster_name)
         self.value = value
         self.interval = interval
-        self._limiter = limiter
-        self._metrics = metrics
-        self._write_timeout = write_timeout
+        self._put = functools.partial(put_with_lease, backend, leases, limiter=limiter, metrics=metrics,
+                                      op_timeout=write_timeout)
         self._retry_min = retry_min
         self._kick = asyncio.Event()
         self._last_revision = 0  # of our last put, to recognise our own watch events
@@ -66,9 +66,7 @@ class ClusterConfigEnforcer:
         if current is not None and current.value == self.value and ours and current.lease == ours:
             self._known_revision = max(self._known_revision, current.mod_revision)
             return False
-        revision = await put_with_lease(self._backend, self._leases, self.key, self.value,
-                                        limiter=self._limiter, metrics=self._metrics,
-                                        op_timeout=self._write_timeout)
+        revision = await self._put(self.key, self.value)
         self._last_revision = self._known_revision = revision
         self.writes += 1
         reason = "missing" if current is None else ("modified" if current.value != self.value else "lease")

@@ -8,13 +8,13 @@ and counted (``failures`` and the operation metric) and never stop the loop.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from collections.abc import Callable
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import KVBackend
-from apiserver.kvstore._supervise import SupervisedTask
+from apiserver.kvstore._supervise import SupervisedTask, every
 from apiserver.kvstore._writes import put_with_lease, rfc3339_now
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.ratelimit import APILimiter
@@ -34,22 +34,18 @@ class Heartbeat:
     def __init__(self, backend: KVBackend, leases: LeaseManager, *, interval: float = HEARTBEAT_INTERVAL,
                  write_timeout: float = HEARTBEAT_WRITE_TIMEOUT, limiter: APILimiter | None = None,
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
-        self._backend = backend
-        self._leases = leases
+        self._put = functools.partial(put_with_lease, backend, leases, limiter=limiter, metrics=metrics,
+                                      op_timeout=write_timeout)
         self.interval = interval
-        self._write_timeout = write_timeout
-        self._limiter = limiter
-        self._metrics = metrics
         self._clock = clock
-        self._task = SupervisedTask("heartbeat", self._loop)
+        self._task = SupervisedTask("heartbeat", every(lambda: self.interval, self.beat))
         self.writes = 0
         self.failures = 0
 
     async def beat(self) -> bool:
         """Write the heartbeat once; False (logged, counted) if it failed."""
         try:
-            await put_with_lease(self._backend, self._leases, HEARTBEAT_PATH, rfc3339_now(self._clock),
-                                 limiter=self._limiter, metrics=self._metrics, op_timeout=self._write_timeout)
+            await self._put(HEARTBEAT_PATH, rfc3339_now(self._clock))
         except Exception as exc:
             self.failures += 1
             log.warning("Unable to update heartbeat key", key=HEARTBEAT_PATH, error=str(exc) or repr(exc),
@@ -58,11 +54,6 @@ class Heartbeat:
         self.writes += 1
         log.debug("Updated heartbeat key", key=HEARTBEAT_PATH)
         return True
-
-    async def _loop(self) -> None:
-        while True:
-            await self.beat()
-            await asyncio.sleep(self.interval)
 
     def start(self) -> None:
         log.info("Starting to update heartbeat key", interval=self.interval)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import ClusterIDChangedError, KVBackend, KVStoreError, Status
-from apiserver.kvstore._supervise import SupervisedTask
+from apiserver.kvstore._supervise import SupervisedTask, every
 from apiserver.kvstore.nospace import SpaceAlarm
 
 __all__ = ["StoreResetMonitor", "reset_reason"]
@@ -65,7 +65,7 @@ class StoreResetMonitor:
         self.reachable = True
         self.resets = 0
         self.last_reason: str | None = None
-        self._task = SupervisedTask("etcd-store-reset-monitor", self._loop)
+        self._task = SupervisedTask("etcd-store-reset-monitor", every(lambda: self.interval, self.check_once))
 
     async def _status(self) -> Status:
         async with asyncio.timeout(self._request_timeout):
@@ -109,11 +109,6 @@ class StoreResetMonitor:
         await self._on_reset(reason)
         self._baseline = status  # the new store, as found
         return reason
-
-    async def _loop(self) -> None:
-        while True:
-            await self.check_once()
-            await asyncio.sleep(self.interval)
 
     def start(self) -> None:
         self._task.start()

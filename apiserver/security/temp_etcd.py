@@ -14,9 +14,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
+from apiserver._lifecycle import StartStop
 from apiserver._logging import get_logger
 from apiserver.etcd_process import STOP_GRACE, EtcdProcess
 
@@ -100,7 +100,7 @@ class EtcdLaunch:
         ]
 
 
-class TemporaryEtcd:
+class TemporaryEtcd(StartStop):
     """``async with TemporaryEtcd(launch) as etcd:`` -- see the module docstring."""
 
     def __init__(self, launch: EtcdLaunch, *, stop_grace: float = STOP_GRACE) -> None:
@@ -161,11 +161,3 @@ class TemporaryEtcd:
         if self._output is not None:
             self._output.close()
             self._output = None
-
-    async def __aenter__(self) -> TemporaryEtcd:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()

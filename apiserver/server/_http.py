@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from apiserver._lifecycle import StartStop
 from apiserver._logging import get_logger
 
 log = get_logger(__name__)
@@ -24,7 +25,7 @@ def parse_listen_address(addr: str, default_host: str = "") -> tuple[str, int]:
     return host, port
 
 
-class HttpServer:
+class HttpServer(StartStop):
     """Serves one aiohttp application on one address until stopped.
 
     ``host=""`` listens on every address (IPv4 and IPv6), like Go's ``:port``.
@@ -74,10 +75,3 @@ class HttpServer:
         if runner is not None:
             await runner.cleanup()
             log.info("HTTP server stopped", server=self._name)
-
-    async def __aenter__(self) -> HttpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

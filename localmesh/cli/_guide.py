@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
+
+from localmesh.cli._signals import pause, stop_on_signals
 
 
 async def run_guide(args: argparse.Namespace) -> int:
@@ -16,10 +17,7 @@ async def run_guide(args: argparse.Namespace) -> int:
         print("Error: the local clusters need root (the kubelet makes network and mount namespaces)\n"
               "💡 run as root, or use --simulated for the in-process mesh")
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     mesh = GuideMesh(args.clusters, nodes=args.nodes, kvstoremesh=args.kvstore_mesh, endpoints=args.endpoints)
     try:
         print(f"Starting {args.clusters} local clusters (kubeconfig {mesh.kubeconfig}) ...", flush=True)
@@ -58,11 +56,7 @@ async def run_guide(args: argparse.Namespace) -> int:
             tick += 1
             if tick % (3 * len(mesh.clusters)) == 0:
                 print(await mesh.agent_services(mesh.clusters[0]), flush=True)
-            try:
-                async with asyncio.timeout(args.churn_interval):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+            await pause(stop, args.churn_interval)
         return 0
     finally:
         print("\nStopping the local clusters ...", flush=True)

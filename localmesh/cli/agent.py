@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.goflags import add_bool
 from apiserver.kube import KubeOptions, add_kube_flags
 from apiserver.kube.config import in_cluster
+from localmesh.cli._signals import stop_on_signals
 
 HELP = "Read the mesh as a Cilium agent does and serve its ClusterMesh status (local runtime)"
 
@@ -44,10 +44,7 @@ async def _serve(args: argparse.Namespace) -> int:
     kube = KubeOptions.from_args(args)
     use_kube = bool(kube.kubeconfig_path or kube.api_server_urls or in_cluster())
     agent = Agent(AgentSettings(cluster, args.clustermesh_config, args.api_serve_addr, kube if use_kube else None))
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_on_signals()
     await agent.start()
     try:
         await stopping.wait()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import time
 
 from apiserver.goflags import add_bool
+from localmesh.cli._signals import pause, stop_on_signals
 
 HELP = "Run the Cluster Mesh guide on local clusters (--simulated: the in-process simulated mesh)"
 
@@ -48,10 +48,7 @@ async def _main(args: argparse.Namespace) -> int:
     from localmesh.demo._report import consistency_errors, mesh_summary, propagation_latency
     from localmesh.testing.synthetic import ClusterShape
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     mesh = SimulatedMesh(args.clusters, ClusterShape(endpoints=args.endpoints))
     started = time.monotonic()
     try:
@@ -80,11 +77,7 @@ async def _main(args: argparse.Namespace) -> int:
             latency = await propagation_latency(mesh, source, target, round_no)
             print(f"  {source.info.name} endpoint moved -> visible in {target.info.name}'s cache "
                   f"after {latency * 1000:.1f} ms", flush=True)
-            try:
-                async with asyncio.timeout(args.churn_interval):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+            await pause(stop, args.churn_interval)
         return 0
     finally:
         await mesh.stop()

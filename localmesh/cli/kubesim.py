@@ -7,12 +7,12 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
 from apiserver._logging import configure_logging, get_logger
 from apiserver.goflags import add_bool
+from localmesh.cli._signals import stop_on_signals
 
 HELP = "Run local emulated Kubernetes clusters (kubesim) for demos and manual testing"
 
@@ -110,10 +110,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 log.error("Cannot load seed manifests", path=path, error=str(exc))
                 return 1
         log.info("Seeded objects", path=path, count=count, clusters=len(clusters))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await clusters.start()
     except OSError as exc:

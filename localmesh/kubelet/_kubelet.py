@@ -16,9 +16,9 @@ import ipaddress
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from apiserver._lifecycle import StartStop
 from apiserver._logging import get_logger
 from apiserver._tasks import cancel_and_wait
 from apiserver.kube import APIResource, KubeAPIError, KubeObject, ObjectHandler, Reflector
@@ -61,7 +61,7 @@ class _Handler(ObjectHandler):
         self._delete(obj)
 
 
-class Kubelet:
+class Kubelet(StartStop):
     """``api_client``: a kubernetes-asyncio ``ApiClient``; ``api_address``: the API server's host and
     port, which pods reach at ``127.0.0.1:<port>`` (None: pods get no API access)."""
 
@@ -134,14 +134,6 @@ class Kubelet:
         deleting a running pod becomes graceful (the pod stays, marked, until this kubelet stopped it)."""
         sim.node_runtime = self
         sim.api.graceful_pods = True
-
-    async def __aenter__(self) -> Kubelet:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
 
     def _node_object(self) -> Obj:
         ip = str(self.network.gateway)

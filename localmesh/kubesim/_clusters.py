@@ -23,11 +23,11 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
+from apiserver._lifecycle import StartStop
 from apiserver._logging import get_logger
 from localmesh.kubesim._sim import KubeSim
 from localmesh.kubesim._tls import ServerTLS
@@ -97,7 +97,7 @@ def kubeconfig_for(clusters: Sequence[LocalCluster], current: str | None = None)
             "contexts": [e[2] for e in entries]}
 
 
-class LocalClusters:
+class LocalClusters(StartStop):
     """``count`` clusters named ``cluster1``..; ``ports`` per cluster (default: free ports); ``tls``: a
     self-signed serving certificate per cluster (written under ``state_dir``), or one ``ServerTLS`` for all;
     ``lb_pools`` per cluster (default ``default_lb_pool(i)``); ``controllers`` False serves the API only."""
@@ -185,14 +185,6 @@ class LocalClusters:
             for cluster in self.clusters:
                 cluster.controllers = None
             log.info("Local clusters stopped", count=len(self.clusters))
-
-    async def __aenter__(self) -> LocalClusters:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
 
     def _seed_kubernetes_service(self, cluster: LocalCluster) -> None:
         port = cluster.port

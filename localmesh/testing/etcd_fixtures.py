@@ -63,8 +63,5 @@ def etcd_tls_server(etcd_pki: EtcdTLS) -> Iterator[EtcdServer]:
 
 @pytest.fixture
 async def etcd_client(etcd_shared: EtcdServer) -> AsyncIterator[EtcdClient]:
-    client = await EtcdClient.connect(etcd_shared.etcd_config())
-    try:
+    async with await EtcdClient.connect(etcd_shared.etcd_config()) as client:
         yield client
-    finally:
-        await client.close()

@@ -5,7 +5,10 @@ Faults, each switchable while connections are open:
   (``up``: client to server, ``down``: server to client); order is kept, throughput is not limited;
 - ``blackhole()``: a partition. Connections are still accepted, but nothing is forwarded either way,
   on new and established connections alike (unread bytes stay in the kernel's buffers, so the
-  sender sees no acknowledgement beyond them, as across a lost link); ``heal()`` resumes forwarding;
+  sender sees no acknowledgement beyond them, as across a lost link); ``heal()`` resumes forwarding.
+  ``blackhole(matching=b"...")`` holds only the connections on which the client has sent those
+  bytes (an HTTP header naming the dialer: every client connects from 127.0.0.1), from the
+  chunk that carries them on (a kept-alive connection may carry an unnamed request first);
 - ``refuse()``: new connections are closed at once (a port nobody listens on, to the client);
 - ``reset()``: every established connection is aborted (both sides see a reset).
 
@@ -21,6 +24,7 @@ from types import TracebackType
 __all__ = ["TcpProxy"]
 
 _CHUNK = 65536
+_RECENT = 2 * _CHUNK  # what ``blackhole(matching=...)`` looks at: the chunk read and the one before
 
 
 class _Link:
@@ -30,6 +34,9 @@ class _Link:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.recent = b""  # the last bytes the client sent, for ``blackhole(matching=...)``
+        self.matched = False
+        self.forwarding = asyncio.Event()
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -48,8 +55,7 @@ class TcpProxy:
         self.delay = {"up": 0.0, "down": 0.0}
         self.accepted = 0
         self._refusing = False
-        self._forwarding = asyncio.Event()
-        self._forwarding.set()
+        self._held: bytes | None = None  # None: forward; b"": hold every link; else links whose head has it
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
 
@@ -93,14 +99,18 @@ class TcpProxy:
     def latency(self, up: float = 0.0, down: float = 0.0) -> None:
         self.delay = {"up": up, "down": down}
 
-    def blackhole(self) -> None:
-        self._forwarding.clear()
+    def blackhole(self, matching: bytes = b"") -> None:
+        self._held = matching
+        for link in self._links:
+            self._gate(link)
 
     def heal(self) -> None:
         """Forward again, accept again, no added latency."""
-        self._forwarding.set()
+        self._held = None
         self._refusing = False
         self.latency()
+        for link in self._links:
+            self._gate(link)
 
     def refuse(self) -> None:
         self._refusing = True
@@ -127,8 +137,9 @@ class TcpProxy:
         self.accepted += 1
         link = _Link(writer)
         self._links.add(link)
+        self._gate(link)
         try:
-            await self._forwarding.wait()  # a partition accepts, but nothing reaches the server
+            await link.forwarding.wait()  # a partition accepts, but nothing reaches the server
             up_reader, link.upstream = await asyncio.open_connection(self.target_host, self.target_port)
         except (OSError, asyncio.CancelledError):
             self._drop(link)
@@ -141,11 +152,14 @@ class TcpProxy:
                     dst: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-        sender = asyncio.create_task(self._send(queue, dst))
+        sender = asyncio.create_task(self._send(link, queue, dst))
         try:
             while True:
-                await self._forwarding.wait()
+                await link.forwarding.wait()
                 data = await src.read(_CHUNK)
+                if direction == "up":
+                    link.recent = (link.recent + data)[-_RECENT:]
+                    self._gate(link)
                 await queue.put((loop.time() + self.delay[direction], data))
                 if not data:
                     break
@@ -158,7 +172,8 @@ class TcpProxy:
                 await sender
             self._drop(link)
 
-    async def _send(self, queue: asyncio.Queue[tuple[float, bytes]], dst: asyncio.StreamWriter) -> None:
+    async def _send(self, link: _Link, queue: asyncio.Queue[tuple[float, bytes]],
+                    dst: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         while True:
             due, data = await queue.get()
@@ -167,9 +182,19 @@ class TcpProxy:
             wait = due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await self._forwarding.wait()
+            await link.forwarding.wait()
             dst.write(data)
             await dst.drain()
+
+    def _gate(self, link: _Link) -> None:
+        if self._held is None:
+            link.matched = False
+        elif self._held and self._held in link.recent:
+            link.matched = True
+        if self._held == b"" or link.matched:
+            link.forwarding.clear()
+        else:
+            link.forwarding.set()
 
     def _drop(self, link: _Link) -> None:
         """One side closed or failed: close both sides of the link."""

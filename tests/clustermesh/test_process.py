@@ -15,6 +15,7 @@ import pytest
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
 from localmesh.testing.ports import free_port
+from localmesh.testing.processes import answers_ready, child_process
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.clustermesh.conftest import dump_etcd, wait_for
 
@@ -74,22 +75,14 @@ async def test_process_exports_serves_probes_and_stops_on_sigterm(
     etcd_config = tmp_path / "etcd-config.yaml"
     etcd_config.write_text(f"endpoints:\n- {etcd_server.endpoint}\n")
     health_port, metrics_port = free_port(), free_port()
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "apiserver", "clustermesh", *HELM_ARGS,
         f"--kvstore-opt=etcd.config={etcd_config}", f"--k8s-kubeconfig-path={kubeconfig}",
         f"--health-port={health_port}", f"--prometheus-serve-addr=127.0.0.1:{metrics_port}",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
         async with aiohttp.ClientSession() as session:
-            async def ready() -> bool:
-                try:
-                    async with session.get(f"http://127.0.0.1:{health_port}/readyz") as resp:
-                        return resp.status == 200 and await resp.text() == "Ready"
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_for(ready, 30, "/readyz 200")
+            await wait_for(lambda: answers_ready(session, health_port), 30, "/readyz 200")
             async with session.get(f"http://127.0.0.1:{health_port}/healthz") as resp:
                 assert resp.status == 200, await resp.text()
             async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
@@ -105,10 +98,6 @@ async def test_process_exports_serves_probes_and_stops_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)
         assert proc.returncode == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.stderr is not None
     logs = (await proc.stderr.read()).decode()
     assert "msg=\"Initial synchronization complete\"" in logs

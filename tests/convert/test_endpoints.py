@@ -86,31 +86,24 @@ def test_golden_ciliumendpoints_sequence() -> None:
         return _later_main_to_1_19(got) if txtar == OVERLAP else got
 
     ex.upsert(ep1)
-    ex.upsert(ep2)
-    assert ex.store == expect(CEP, "ips-1+2.expected")
-    ex.upsert(_endpoint_1_v2())
-    assert ex.store == expect(CEP, "ips-1+2-v2.expected")
-    ex.upsert(ep3)
-    assert ex.store == expect(CEP, "ips-1+2+3.expected")
-    ex.delete(ep2)
-    assert ex.store == expect(CEP, "ips-1+3.expected")
-    # Overlap steps: endpoint-4 claims endpoint-3's IPv4 address.
-    ex.upsert(ep4)
-    assert ex.store == expect(OVERLAP, "ips-1+4+3.expected"), "the first owner keeps the key"
-    ex.delete(ep4)
-    assert ex.store == expect(CEP, "ips-1+3.expected")
-    ex.upsert(ep4)
-    assert ex.store == expect(OVERLAP, "ips-1+4+3.expected")
-    ex.delete(ep3)
-    assert ex.store == expect(OVERLAP, "ips-1+4.expected"), "the pending owner takes over"
-    ex.upsert(ep3)
-    assert ex.store == expect(OVERLAP, "ips-1+3+4.expected"), "now endpoint-4 is the primary"
-    ex.upsert(ep4)
-    assert ex.store == expect(OVERLAP, "ips-1+3+4.expected")
-    ex.delete(ep4)
-    assert ex.store == expect(CEP, "ips-1+3.expected")
-    ex.delete(ep3)
-    assert ex.store == expect(OVERLAP, "ips-1.expected"), "deleted only once nobody claims it"
+    steps = [
+        (ex.upsert, ep2, CEP, "ips-1+2.expected", ""),
+        (ex.upsert, _endpoint_1_v2(), CEP, "ips-1+2-v2.expected", ""),
+        (ex.upsert, ep3, CEP, "ips-1+2+3.expected", ""),
+        (ex.delete, ep2, CEP, "ips-1+3.expected", ""),
+        # Overlap steps: endpoint-4 claims endpoint-3's IPv4 address.
+        (ex.upsert, ep4, OVERLAP, "ips-1+4+3.expected", "the first owner keeps the key"),
+        (ex.delete, ep4, CEP, "ips-1+3.expected", ""),
+        (ex.upsert, ep4, OVERLAP, "ips-1+4+3.expected", ""),
+        (ex.delete, ep3, OVERLAP, "ips-1+4.expected", "the pending owner takes over"),
+        (ex.upsert, ep3, OVERLAP, "ips-1+3+4.expected", "now endpoint-4 is the primary"),
+        (ex.upsert, ep4, OVERLAP, "ips-1+3+4.expected", ""),
+        (ex.delete, ep4, CEP, "ips-1+3.expected", ""),
+        (ex.delete, ep3, OVERLAP, "ips-1.expected", "deleted only once nobody claims it"),
+    ]
+    for step, endpoint, txtar, section, why in steps:
+        step(endpoint)
+        assert ex.store == expect(txtar, section), why or section
 
 
 def test_golden_ciliumendpointslices_sequence() -> None:

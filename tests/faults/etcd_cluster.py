@@ -27,6 +27,7 @@ class EtcdCluster:
         self.names = [f"m{i}" for i in range(size)]
         self.client_urls = [f"http://127.0.0.1:{ports[2 * i]}" for i in range(size)]
         self.peer_urls = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(size)]
+        self.listen_peer_urls = list(self.peer_urls)  # differs where a proxy holds the advertised port
         self.token = token
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
 
@@ -39,7 +40,7 @@ class EtcdCluster:
         cmd = [self._etcd, "--name", self.names[i], "--data-dir", str(self.base / self.names[i]),
                "--logger", "zap", "--log-level", "warn", "--log-outputs", "stderr",
                "--listen-client-urls", self.client_urls[i], "--advertise-client-urls", self.client_urls[i],
-               "--listen-peer-urls", self.peer_urls[i], "--initial-advertise-peer-urls", self.peer_urls[i],
+               "--listen-peer-urls", self.listen_peer_urls[i], "--initial-advertise-peer-urls", self.peer_urls[i],
                "--initial-cluster", initial, "--initial-cluster-token", self.token,
                "--initial-cluster-state", "new"]
         setpriv = shutil.which("setpriv")

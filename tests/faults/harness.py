@@ -28,6 +28,7 @@ from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.options import KVStoreOptions
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.polling import eventually
 from localmesh.testing.ports import free_port
 
 CLUSTER = ClusterInfo("cluster1", 1)
@@ -38,10 +39,7 @@ RESULTS: dict[str, float] = {}  # scenario -> seconds to converge (printed at th
 async def poll(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE) -> float:
     """Poll ``check`` until true; the seconds it took. Fails after ``deadline``."""
     started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > deadline:
-            raise AssertionError(f"{what}: not reached within {deadline:g}s")
-        await asyncio.sleep(0.05)
+    await eventually(check, deadline, what, interval=0.05)
     return time.monotonic() - started
 
 

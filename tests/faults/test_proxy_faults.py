@@ -1,7 +1,7 @@
 """Network faults between the exporter process and etcd, through the fault TCP proxy
-(``localmesh.testing.tcpproxy``): latency during the initial export and during churn, every
-connection reset, and a partition (connections accepted, nothing forwarded) then healed. The
-verifier reaches etcd directly, never through the proxy."""
+(``localmesh.testing.tcpproxy``), one after the other on one exporter: latency during the initial
+export and during churn, every connection reset, and a partition (connections accepted, nothing
+forwarded: /readyz must say not ready) then healed. The verifier reaches etcd directly."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def churn(world: World, added: range, deleted: int) -> None:
         world.sim.delete("cilium.io/v2", "CiliumEndpoint", obj["metadata"]["name"], obj["metadata"]["namespace"])
 
 
-async def test_etcd_slow_during_initial_export_and_churn(world: World, proxy: TcpProxy) -> None:
+async def test_etcd_slow_reset_and_partitioned(world: World, proxy: TcpProxy) -> None:
     proxy.latency(up=LATENCY, down=LATENCY)
     seed_objects(world.sim, synthetic_cluster(SHAPE))
     exporter = exporter_through(world, [proxy.endpoint])
@@ -64,16 +64,11 @@ async def test_etcd_slow_during_initial_export_and_churn(world: World, proxy: Tc
     await world.converged("etcd slow, every connection reset during churn", exporter, since=fault)
     assert proxy.accepted > 1
 
-
-async def test_etcd_partitioned_then_healed(world: World, proxy: TcpProxy) -> None:
-    seed_objects(world.sim, synthetic_cluster(SHAPE))
-    exporter = exporter_through(world, [proxy.endpoint])
-    await exporter.start()
-    await world.converged("initial export (300 endpoints, 10 services)", exporter)
-
+    # Partitioned (connections accepted, nothing forwarded): not ready; changes meanwhile; healed.
+    proxy.heal()
     fault = time.monotonic()
     proxy.blackhole()
     await poll(exporter.not_ready, "not ready while etcd is unreachable")
-    churn(world, range(SHAPE.endpoints, SHAPE.endpoints + 100), deleted=100)
+    churn(world, range(SHAPE.endpoints + 300, SHAPE.endpoints + 400), deleted=100)
     proxy.heal()
     await world.converged("etcd partitioned (blackhole) during churn, then healed", exporter, since=fault)

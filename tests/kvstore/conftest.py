@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -23,7 +24,15 @@ def kv() -> MemoryKV:
 
 @pytest.fixture
 async def leases(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
-    manager = LeaseManager(kv, ttl=60, keepalive_interval=0.01)
+    async with started(LeaseManager(kv, ttl=60, keepalive_interval=0.01)) as manager:
+        yield manager
+
+
+@contextlib.asynccontextmanager
+async def started(manager: LeaseManager, *, revoke: bool = False) -> AsyncIterator[LeaseManager]:
+    """``manager`` with its keepalive loop running; stopped (its leases revoked if ``revoke``) after."""
     manager.start()
-    yield manager
-    await manager.stop()
+    try:
+        yield manager
+    finally:
+        await manager.stop(revoke=revoke)

@@ -15,6 +15,7 @@ from apiserver.kvstore import ClusterIDChangedError, UnavailableError
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstore.etcd._transport import Connection
 from localmesh.testing.etcd import EtcdServer
+from localmesh.testing.tcpproxy import TcpProxy
 
 
 def _dead_endpoint() -> str:
@@ -49,6 +50,22 @@ async def test_endpoints_are_tried_in_order(etcd_shared: EtcdServer) -> None:
     async with await EtcdClient.connect(config, timeout=10) as client:
         assert client.endpoint == etcd_shared.endpoint
         assert (await client.status()).revision > 0
+
+
+async def test_partitioned_endpoint_fails_over_by_keepalive_before_the_deadline(etcd_shared: EtcdServer) -> None:
+    """An endpoint that accepts but never answers (a partition): the unanswered keepalive ping
+    closes the connection, so a call in flight fails over to the next endpoint well before its
+    deadline, instead of waiting for it and failing."""
+    async with TcpProxy(etcd_shared.client_port) as proxy:
+        config = EtcdConfig(endpoints=(proxy.endpoint, etcd_shared.endpoint), keepalive_heartbeat=1.0,
+                            keepalive_timeout=2.0, request_timeout=20.0)
+        async with await EtcdClient.connect(config, timeout=10) as client:
+            assert client.endpoint == proxy.endpoint
+            await client.put("partitioned", b"1")
+            proxy.blackhole()
+            kv = await client.get("partitioned")
+            assert kv is not None and kv.value == b"1"
+            assert client.endpoint == etcd_shared.endpoint
 
 
 async def test_cluster_id_change_is_detected() -> None:

@@ -30,11 +30,8 @@ def etcd_progress() -> Iterator[EtcdServer]:
 
 @pytest.fixture
 async def progress_client(etcd_progress: EtcdServer) -> AsyncIterator[EtcdClient]:
-    client = await EtcdClient.connect(etcd_progress.etcd_config())
-    try:
+    async with await EtcdClient.connect(etcd_progress.etcd_config()) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _watchers(srv: EtcdServer) -> int:

@@ -10,16 +10,15 @@ import pytest
 from apiserver.kvstore import UnavailableError
 from apiserver.kvstore.leases import LeaseManager, validate_lease_ttl
 from localmesh.memory.kv import MemoryKV
+from tests.kvstore.conftest import started
 
 Eventually = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
 async def running(kv: MemoryKV) -> AsyncIterator[LeaseManager]:
-    manager = LeaseManager(kv, ttl=30, keepalive_interval=0.01)
-    manager.start()
-    yield manager
-    await manager.stop()
+    async with started(LeaseManager(kv, ttl=30, keepalive_interval=0.01)) as manager:
+        yield manager
 
 
 @pytest.mark.parametrize(("ttl", "ok"), [

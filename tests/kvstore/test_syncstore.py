@@ -225,12 +225,18 @@ async def test_delete_after_an_ambiguous_put_failure_still_deletes(kv: MemoryKV,
     assert data(kv) == {f"{PREFIX}/warm-up": b"1"}
 
 
-async def test_newer_value_arriving_while_older_is_in_flight_wins(kv: MemoryKV, make_store: MakeStore,
-                                                                  eventually: Eventually) -> None:
+async def newer_behind_in_flight(kv: MemoryKV, make_store: MakeStore, eventually: Eventually) -> SyncStore:
+    """A store whose write of ``k=v1`` is held in flight while ``k=v2`` is queued behind it."""
     store = await make_store()
     await warm_up(store, eventually)
     await hold_in_flight(kv, store, eventually, "k", b"v1")
     store.upsert("k", b"v2")
+    return store
+
+
+async def test_newer_value_arriving_while_older_is_in_flight_wins(kv: MemoryKV, make_store: MakeStore,
+                                                                  eventually: Eventually) -> None:
+    store = await newer_behind_in_flight(kv, make_store, eventually)
     kv.resume()
     await eventually(lambda: store.pending_writes == 0 and data(kv)[f"{PREFIX}/k"] == b"v2")
     assert store.exported()["k"] == b"v2"
@@ -238,10 +244,7 @@ async def test_newer_value_arriving_while_older_is_in_flight_wins(kv: MemoryKV, 
 
 async def test_newer_value_survives_a_failure_of_the_older_write(kv: MemoryKV, make_store: MakeStore,
                                                                  eventually: Eventually) -> None:
-    store = await make_store()
-    await warm_up(store, eventually)
-    await hold_in_flight(kv, store, eventually, "k", b"v1")
-    store.upsert("k", b"v2")
+    store = await newer_behind_in_flight(kv, make_store, eventually)
     kv.fail_next(1, ops={"apply"})
     kv.resume()
     await eventually(lambda: store.pending_writes == 0 and data(kv).get(f"{PREFIX}/k") == b"v2")

@@ -14,19 +14,17 @@ from typing import Any
 import pytest
 
 from apiserver.kvstore.config_enforcer import ClusterConfigEnforcer
-from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
+from apiserver.kvstore.etcd import EtcdClient
 from apiserver.kvstore.heartbeat import Heartbeat
 from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.syncstore import SyncStore
-from localmesh.testing.etcd import EtcdServer
 
 Eventually = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-async def client(etcd_shared: EtcdServer) -> AsyncIterator[EtcdClient]:
-    async with await EtcdClient.connect(EtcdConfig(endpoints=(etcd_shared.endpoint,))) as c:
-        yield c
+def client(etcd_client: EtcdClient) -> EtcdClient:
+    return etcd_client
 
 
 @pytest.fixture

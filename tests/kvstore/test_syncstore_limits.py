@@ -16,22 +16,20 @@ from apiserver.kvstore.leases import LeaseManager
 from apiserver.kvstore.syncstore import SyncStore
 from apiserver.metrics import Metrics
 from localmesh.testing.etcd import EtcdServer
+from tests.kvstore.conftest import started
 
 Eventually = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-async def client(etcd_shared: EtcdServer) -> AsyncIterator[EtcdClient]:
-    async with await EtcdClient.connect(EtcdConfig(endpoints=(etcd_shared.endpoint,))) as c:
-        yield c
+def client(etcd_client: EtcdClient) -> EtcdClient:
+    return etcd_client
 
 
 @pytest.fixture
 async def leases(client: EtcdClient) -> AsyncIterator[LeaseManager]:
-    manager = LeaseManager(client, ttl=60, keepalive_interval=0.2)
-    manager.start()
-    yield manager
-    await manager.stop(revoke=True)
+    async with started(LeaseManager(client, ttl=60, keepalive_interval=0.2), revoke=True) as manager:
+        yield manager
 
 
 async def dump(client: EtcdClient, prefix: str) -> dict[str, bytes]:

@@ -19,6 +19,7 @@ from apiserver.cli import build_parser
 from apiserver.cli import main as cli_main
 from apiserver.cli.kvstoremesh import settings_from_args
 from localmesh.testing.ports import free_port
+from localmesh.testing.processes import answers_ready
 
 
 def parse(*argv: str) -> object:
@@ -120,14 +121,7 @@ async def test_real_process_serves_readyz_api_and_metrics_and_stops_on_sigterm(t
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
         try:
             async with aiohttp.ClientSession() as session:
-                async def ready() -> bool:
-                    try:
-                        async with session.get(f"http://127.0.0.1:{health}/readyz") as resp:
-                            return resp.status == 200 and await resp.text() == "Ready"
-                    except aiohttp.ClientError:
-                        return False
-
-                await eventually(ready, timeout=30, what="/readyz")
+                await eventually(lambda: answers_ready(session, health), timeout=30, what="/readyz")
                 async with session.get(f"http://127.0.0.1:{prom}/metrics") as resp:
                     text = await resp.text()
                     assert "cilium_kvstoremesh_bootstrap_seconds" in text

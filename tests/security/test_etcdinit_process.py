@@ -14,6 +14,7 @@ from meshtest import REPO
 
 from apiserver.security.etcd_setup import AuthAdmin, EtcdInitConfig, EtcdInitError, run_etcdinit
 from apiserver.security.temp_etcd import EtcdLaunch, TemporaryEtcd, wipe_data_dir
+from localmesh.testing.processes import child_process
 
 
 def fake_etcd(tmp_path: Path, body: str, pre: str = "") -> Path:
@@ -108,21 +109,16 @@ async def test_etcd_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
 async def test_sigterm_to_etcdinit_stops_etcd(tmp_path: Path) -> None:
     binary = fake_etcd(tmp_path, "exec sleep 600")
     (tmp_path / "data").mkdir()
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "apiserver", "etcdinit", f"--etcd-data-dir={tmp_path / 'data'}",
         f"--etcd-binary={binary}", "--etcd-client-port=1", "--etcd-peer-port=2", "--timeout=60s",
-        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
-    try:
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE) as proc:
         pid_file = tmp_path / "etcd.pid"
         while not pid_file.exists():  # etcd is up: etcdinit is now waiting for it
             assert proc.returncode is None, "etcdinit exited early"
             await asyncio.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 1
     assert b"Interrupted" in err
     assert not pid_alive(int(pid_file.read_text()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,6 +93,11 @@ def channel_options(config: EtcdConfig) -> list[tuple[str, Any]]:
     return [
         ("grpc.keepalive_time_ms", int(config.grpc_keepalive_interval * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+        # grpc core closes a transport whose ping stays unanswered after this long (default one
+        # minute); the keepalive timeout alone does not close a connection to a peer that accepts
+        # but never answers (a partition) while calls are in flight: they would wait for their
+        # deadline instead of failing over.
+        ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout * 1000)),
         # etcd sends GOAWAY (too_many_pings) for pings without an open stream...
         ("grpc.keepalive_permit_without_calls", 0),
         # ...but an idle watch stream must keep being probed, or a dead peer goes unnoticed.
@@ -121,22 +126,19 @@ class Connection:
         self._stream: dict[str, Any] = {}
 
     def unary(self, name: str) -> Any:
-        call = self._unary.get(name)
+        return self._callable(self._unary, self.channel.unary_unary, name)
+
+    def stream(self, name: str) -> Any:
+        return self._callable(self._stream, self.channel.stream_stream, name)
+
+    @staticmethod
+    def _callable(cache: dict[str, Any], make: Callable[..., Any], name: str) -> Any:
+        call = cache.get(name)
         if call is None:
             method = METHODS[name]
             # Requests are serialized by the caller (bytes pass through unchanged).
-            call = self.channel.unary_unary(method.path, request_serializer=None,
-                                            response_deserializer=method.response.FromString)
-            self._unary[name] = call
-        return call
-
-    def stream(self, name: str) -> Any:
-        call = self._stream.get(name)
-        if call is None:
-            method = METHODS[name]
-            call = self.channel.stream_stream(method.path, request_serializer=None,
-                                              response_deserializer=method.response.FromString)
-            self._stream[name] = call
+            call = cache[name] = make(method.path, request_serializer=None,
+                                      response_deserializer=method.response.FromString)
         return call
 
 

@@ -18,11 +18,11 @@ from localmesh.kubesim.controllers._deployment import scaled_value
 from localmesh.kubesim.controllers._events import EventRecorder
 from localmesh.kubesim.controllers._pods import (
     available_in,
-    controller_of,
     is_active,
     is_available,
     is_ready,
     owned_by,
+    owner_keys,
     pod_from_template,
     selector_labels,
     template_hash,
@@ -68,12 +68,7 @@ class DaemonSetController(Controller):
             return (change.key,)
         if rt.kind == "Node":
             return self.initial_keys()
-        keys = []
-        for obj in (change.obj, change.prev):
-            ref = controller_of(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "DaemonSet":
-                keys.append((change.key[0], str(ref["name"])))
-        return keys
+        return owner_keys(change, "DaemonSet")
 
     def reconcile(self, key: Key) -> float | None:
         ds = self.cluster.get(self._daemonsets, key[0], key[1])

@@ -21,13 +21,13 @@ from localmesh.kubesim.controllers._base import Change, Cluster, Controller, par
 from localmesh.kubesim.controllers._events import EventRecorder
 from localmesh.kubesim.controllers._pods import (
     available_in,
-    controller_of,
     deletion_rank,
     is_active,
     is_available,
     is_ready,
     is_terminating,
     owned_by,
+    owner_keys,
     pod_from_template,
     selector_labels,
     template_hash,
@@ -94,13 +94,7 @@ class DeploymentController(Controller):
     def keys_for(self, rt: ResourceType, change: Change) -> Iterable[Key]:
         if rt.kind == "Deployment":
             return (change.key,)
-        keys = []
-        for obj in (change.obj, change.prev):
-            ref = controller_of(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "Deployment" and str(ref.get("apiVersion", "")).startswith(
-                    "apps/"):
-                keys.append((change.key[0], str(ref["name"])))
-        return keys
+        return owner_keys(change, "Deployment", "apps/")
 
     def reconcile(self, key: Key) -> float | None:
         d = self.cluster.get(self._deployments, key[0], key[1])

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from localmesh.kubesim.controllers._base import parse_rfc3339
+from localmesh.kubesim._watch import Key
+from localmesh.kubesim.controllers._base import Change, parse_rfc3339
 
 Obj = dict[str, Any]
 
@@ -62,6 +63,17 @@ def controller_of(obj: Obj) -> Obj | None:
         if isinstance(ref, dict) and ref.get("controller"):
             return ref
     return None
+
+
+def owner_keys(change: Change, kind: str, api_group: str = "") -> list[Key]:
+    """Keys of the ``kind`` objects (of ``api_group``, e.g. ``apps/``) controlling the changed object,
+    before and after the change."""
+    keys = []
+    for obj in (change.obj, change.prev):
+        ref = controller_of(obj) if obj is not None else None
+        if ref is not None and ref.get("kind") == kind and str(ref.get("apiVersion", "")).startswith(api_group):
+            keys.append((change.key[0], str(ref["name"])))
+    return keys
 
 
 def owner_reference(owner: Obj) -> Obj:

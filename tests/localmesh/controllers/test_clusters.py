@@ -18,6 +18,7 @@ import yaml
 
 from localmesh.kubesim import LocalClusters
 from localmesh.kubesim._clusters import default_lb_pool
+from localmesh.testing.processes import child_process, wait_for_file
 from tests.localmesh.controllers.conftest import Result, eventually
 
 KUBECTL = shutil.which("kubectl")
@@ -125,17 +126,11 @@ def test_bad_arguments() -> None:
 
 async def test_command_starts_n_clusters_and_stops_on_sigint(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "apiserver", "kubesim", "--clusters", "3", "--port", "0", "--tls",
         "--kubeconfig-out", str(kubeconfig), "--lb-pool", "10.10.0.0/30", "--lb-pool", "10.10.1.0/30",
-        "--lb-pool", "10.10.2.0/30", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while not kubeconfig.exists():
-            assert proc.returncode is None, "kubesim exited early"
-            assert loop.time() < deadline, "kubesim never wrote its kubeconfig"
-            await asyncio.sleep(0.05)
+        "--lb-pool", "10.10.2.0/30", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) as proc:
+        await wait_for_file(proc, kubeconfig, 30)
         doc = yaml.safe_load(kubeconfig.read_text())
         assert [c["name"] for c in doc["contexts"]] == ["cluster1", "cluster2", "cluster3"]
         assert all(c["cluster"]["server"].startswith("https://") for c in doc["clusters"])
@@ -154,10 +149,6 @@ async def test_command_starts_n_clusters_and_stops_on_sigint(tmp_path: Path) -> 
         assert proc.returncode == 0, err.decode()
         log = err.decode()
         assert "Shutting down" in log and "Local clusters stopped" in log and "count=3" in log
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_command_refuses_bad_flags(tmp_path: Path) -> None:

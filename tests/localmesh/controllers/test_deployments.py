@@ -27,6 +27,18 @@ def pods(sim: KubeSim, app: str = "web", active: bool = True) -> list[Obj]:
             if not (active and p["metadata"].get("deletionTimestamp"))]
 
 
+def ready_pods(current: list[Obj]) -> list[Obj]:
+    return [p for p in current if any(c["type"] == "Ready" and c["status"] == "True"
+                                      for c in p.get("status", {}).get("conditions", []))]
+
+
+async def make_ready(kubectl: Kubectl, current: list[Obj], ready: list[Obj]) -> None:
+    """Mark ready those of ``current`` not in ``ready``."""
+    for pod in current:
+        if pod not in ready:
+            await mark_ready(kubectl, pod)
+
+
 async def mark_ready(kubectl: Kubectl, pod: Obj, ready: bool = True) -> None:
     """What a kubelet writes once the containers run and pass their readiness probe."""
     name = pod["metadata"]["name"]
@@ -150,15 +162,12 @@ async def test_rolling_update_keeps_availability(kubesim: KubeSim, manager: Cont
     while True:
         current = pods(kubesim)
         seen_max = max(seen_max, len(current))
-        ready = [p for p in current if any(c["type"] == "Ready" and c["status"] == "True"
-                                           for c in p.get("status", {}).get("conditions", []))]
+        ready = ready_pods(current)
         assert len(ready) >= 3
         fresh = [p for p in current if p["metadata"]["labels"]["pod-template-hash"] != old_hash]
         if len(fresh) == 4 and len(current) == 4 and len(ready) == 4:
             break
-        for pod in fresh:
-            if pod not in ready:
-                await mark_ready(kubectl, pod)
+        await make_ready(kubectl, fresh, ready)
         assert loop.time() < deadline, current
         await asyncio.sleep(0.05)
     assert seen_max <= 5

@@ -9,7 +9,7 @@ from typing import Any
 from localmesh.kubesim import KubeSim
 from localmesh.kubesim.controllers import ControllerManager
 from tests.localmesh.controllers.conftest import Kubectl, eventually
-from tests.localmesh.controllers.test_deployments import deployment, mark_ready, pods
+from tests.localmesh.controllers.test_deployments import deployment, make_ready, mark_ready, pods, ready_pods
 
 Obj = dict[str, Any]
 
@@ -87,14 +87,11 @@ async def test_daemonset_node_selector_and_rolling_update(kubesim: KubeSim, mana
     while True:
         current = pods(kubesim, "agent")
         images = {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"] for p in current}
-        ready = [p for p in current if any(c["type"] == "Ready" and c["status"] == "True"
-                                           for c in p.get("status", {}).get("conditions", []))]
+        ready = ready_pods(current)
         assert len(ready) >= 1, current
         if images == {"n1": "example/agent:2", "n2": "example/agent:2"} and len(ready) == 2:
             break
-        for p in current:
-            if p not in ready:
-                await mark_ready(kubectl, p)
+        await make_ready(kubectl, current, ready)
         assert loop.time() < deadline, current
         await asyncio.sleep(0.05)
     await eventually(lambda: ds_status(kubesim).get("updatedNumberScheduled") == 2

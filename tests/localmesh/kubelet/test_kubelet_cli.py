@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from localmesh.kubelet import DEFAULT_ROOT
+from localmesh.testing.processes import child_process
 from tests.localmesh.kubelet.conftest import IMAGE, eventually, exists, needs_root
 
 
@@ -40,10 +41,9 @@ def _runs_of(pid: int) -> list[Path]:
 @needs_root
 async def test_kubesim_command_with_kubelets(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "apiserver", "kubesim", "--clusters", "2", "--port", "0", "--tls", "--kubelet",
-        "--kubeconfig-out", str(kubeconfig), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
+        "--kubeconfig-out", str(kubeconfig), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) as proc:
         await eventually(lambda: exists(kubeconfig) or proc.returncode is not None)
         assert proc.returncode is None
         code, out, err = await _kubectl(kubeconfig, "--context", "cluster2", "get", "nodes", "-o", "name")
@@ -64,7 +64,3 @@ async def test_kubesim_command_with_kubelets(tmp_path: Path) -> None:
         _, err_b = await proc.communicate()
         assert proc.returncode == 0, err_b.decode()[-2000:]
         assert _runs_of(proc.pid) == []  # (other processes on the host may run kubelets too)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -11,6 +11,7 @@ import aiohttp
 import yaml
 
 from localmesh.kubesim import SAMPLE_CLUSTER, KubeSim, load_manifests
+from localmesh.testing.processes import child_process, wait_for_file
 
 SEED = """\
 apiVersion: cilium.io/v2
@@ -34,17 +35,11 @@ async def test_standalone_process(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text(SEED)
     kubeconfig = tmp_path / "out" / "kubeconfig"
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         sys.executable, "-m", "apiserver", "kubesim", "--port", "0", "--seed", str(seed),
         "--kubeconfig-out", str(kubeconfig), "--history", "100",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while not kubeconfig.exists():
-            assert proc.returncode is None, "kubesim exited early"
-            assert loop.time() < deadline, "kubesim never wrote its kubeconfig"
-            await asyncio.sleep(0.05)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) as proc:
+        await wait_for_file(proc, kubeconfig, 20)
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{server}/apis/cilium.io/v2/ciliumnodes") as resp:
@@ -61,10 +56,6 @@ async def test_standalone_process(tmp_path: Path) -> None:
         assert proc.returncode == 0
         log = err.decode()
         assert "msg=\"Seeded objects\"" in log and "count=3" in log and "msg=\"Shutting down\"" in log
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_bad_seed_fails(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from localmesh.kubesim import KubeError, Registry
 from localmesh.kubesim._api import Api
+from localmesh.kubesim._resources import ResourceType
 from localmesh.kubesim._selectors import parse_label_selector
 from localmesh.kubesim._store import Store
 from localmesh.kubesim._watch import Watcher
@@ -21,6 +22,12 @@ Obj = dict[str, Any]
 @pytest.fixture
 def api() -> Api:
     return Api(Store(history=50), Registry())
+
+
+def _cilium_nodes(api: Api) -> ResourceType:
+    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
+    assert rt is not None
+    return rt
 
 
 def _node(name: str, **labels: str) -> Obj:
@@ -41,8 +48,7 @@ def _events(w: Watcher) -> list[tuple[str, str, str]]:
 
 
 def test_paged_list_serves_the_first_pages_snapshot(api: Api) -> None:
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     for i in range(10):
         api.put(rt, _node(f"n{i}"))
     first = api.list(rt, limit=4)
@@ -64,8 +70,7 @@ def test_paged_list_serves_the_first_pages_snapshot(api: Api) -> None:
 
 
 def test_continue_token_expires_when_history_is_gone(api: Api) -> None:
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     for i in range(3):
         api.put(rt, _node(f"n{i}"))
     first = api.list(rt, limit=1)
@@ -77,8 +82,7 @@ def test_continue_token_expires_when_history_is_gone(api: Api) -> None:
 
 
 def test_exact_list_at_an_old_version(api: Api) -> None:
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     api.put(rt, _node("a"))
     rv = api.store.resource_version
     api.put(rt, _node("b"))
@@ -109,8 +113,7 @@ def test_history_window_is_per_resource_type() -> None:
 
 
 def test_watch_replays_then_streams_and_selectors_translate_transitions(api: Api) -> None:
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     api.put(rt, _node("a", role="x"))
     since = api.store.resource_version
     api.put(rt, _node("b", role="x"))
@@ -130,8 +133,7 @@ def test_watch_replays_then_streams_and_selectors_translate_transitions(api: Api
 
 
 def test_no_op_update_keeps_version_and_emits_nothing(api: Api) -> None:
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     first = api.put(rt, {**_node("a"), "spec": {"x": 1}})
     w = Watcher()
     api.watch(rt, w, str(first.rv))
@@ -181,8 +183,7 @@ _OPS = st.lists(st.tuples(st.sampled_from(("put", "delete")), st.integers(0, 29)
 def test_pages_always_equal_the_first_pages_snapshot(initial: set[int], page_size: int, label_filter: str | None,
                                                      churn: list[list[tuple[str, int, str]]]) -> None:
     api = Api(Store(history=1000), Registry())
-    rt = api.registry.by_kind("cilium.io/v2", "CiliumNode")
-    assert rt is not None
+    rt = _cilium_nodes(api)
     for i in initial:
         api.put(rt, _node(f"n{i:02}", v="a" if i % 2 else "b"))
     labels = parse_label_selector(label_filter)

@@ -1,5 +1,6 @@
 """The fault proxy against a loopback echo server: forwarding, latency per direction, blackhole
-(accepted but nothing forwarded, then healed with nothing lost), reset and refuse."""
+(accepted but nothing forwarded, then healed with nothing lost; all, or the connections whose
+first bytes match), reset and refuse."""
 
 from __future__ import annotations
 
@@ -68,6 +69,31 @@ async def test_blackhole_accepts_but_forwards_nothing_until_healed(proxy: TcpPro
     assert await late.readexactly(3) == b"new"
     writer.close()
     late_writer.close()
+
+
+async def test_blackhole_matching_holds_only_the_connections_that_name_it(proxy: TcpProxy) -> None:
+    named_reader, named = await asyncio.open_connection("127.0.0.1", proxy.port)
+    named.write(b"GET /stream HTTP/1.1\r\nFrom: m1\r\n\r\n")  # named before the partition
+    await named_reader.readuntil(b"\r\n\r\n")
+    held_reader, held = await asyncio.open_connection("127.0.0.1", proxy.port)
+    free_reader, free = await asyncio.open_connection("127.0.0.1", proxy.port)
+    proxy.blackhole(matching=b"From: m1")
+    named.write(b"more")
+    held.write(b"GET / HTTP/1.1\r\nFrom: m1\r\n\r\n")
+    free.write(b"GET / HTTP/1.1\r\nFrom: m2\r\n\r\n")
+    assert (await free_reader.readuntil(b"\r\n\r\n")).endswith(b"m2\r\n\r\n")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await held_reader.readuntil(b"\r\n\r\n")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await named_reader.readexactly(4)
+    proxy.heal()
+    assert (await held_reader.readuntil(b"\r\n\r\n")).endswith(b"m1\r\n\r\n")
+    assert await named_reader.readexactly(4) == b"more"
+    named.close()
+    held.close()
+    free.close()
 
 
 async def test_reset_aborts_established_and_refuse_closes_new(proxy: TcpProxy) -> None:
