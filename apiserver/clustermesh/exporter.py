@@ -123,10 +123,9 @@ class Exporter:
         self.stores: dict[str, SyncStore] = {
             row.name: SyncStore(backend, self.leases, prefix=row.prefix, cluster_name=cluster.name,
                                 synced_key=row.synced_key, stale_prefix=row.stale_prefix(cluster.name),
-                                metrics=metrics, limiter=limiter)
+                                metrics=metrics, limiter=limiter,
+                                nospace_reported=True)  # by ``self.space``, once per episode
             for row in EXPORTS}
-        for sync_store in self.stores.values():
-            sync_store.nospace_reported = True  # by ``self.space``, once per episode
         # Whatever someone else deletes or overwrites of ours is written back (``restore``); not
         # on a backend that keeps nothing (``clustermesh-dbg verify``): all would look deleted.
         self.restorers: list[KeyRestorer | CanaryRestorer] = [

@@ -94,7 +94,7 @@ class SyncStore:
                  max_batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,
                  drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, op_timeout: float = DEFAULT_OP_TIMEOUT,
                  progress_interval: float = PROGRESS_INTERVAL,
-                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, nospace_reported: bool = False) -> None:
         if not 1 <= batch_size <= MAX_TXN_OPS:
             raise ValueError(f"batch_size must be between 1 and {MAX_TXN_OPS}, got {batch_size}")
         if max_batches_in_flight < 1:
@@ -148,7 +148,7 @@ class SyncStore:
         self.own_writes = OwnWrites()
         self.canary_revision = 0
         self._strikes = Strikes()
-        self.nospace_reported = False
+        self.nospace_reported = nospace_reported
 
         if metrics is not None:
             self._m_queue = metrics.kvstore_sync_queue_size.labels(self.scope, self.source_cluster)
@@ -317,9 +317,7 @@ class SyncStore:
         now = asyncio.get_running_loop().time()
         delay = self._strikes.delay(key, now)
         self._queue.rewrite(key, in_etcd, now + delay if delay else 0.0)
-        if self._metrics is not None:
-            self._m_restored.inc()
-        self._wake.set()
+        self._restored()
         return delay
 
     def judge_canary(self, revision: int) -> Verdict:
@@ -332,6 +330,9 @@ class SyncStore:
 
     def restore_canary(self) -> None:
         self._canary_dirty = True
+        self._restored()
+
+    def _restored(self) -> None:
         if self._metrics is not None:
             self._m_restored.inc()
         self._wake.set()

@@ -74,8 +74,9 @@ async def test_writes_refused_for_space_are_counted_quietly_and_retried_at_once(
         kv: MemoryKV, leases: LeaseManager, eventually: Eventually, caplog: pytest.LogCaptureFixture,
         reported: bool) -> None:
     metrics = Metrics()
-    store = SyncStore(kv, leases, prefix="cilium/state/nodes/v1", cluster_name="c1", metrics=metrics)
-    store.nospace_reported = reported  # by a SpaceAlarm (the exporter's), or else by the store
+    # Reported by a SpaceAlarm (the exporter's), or else by the store.
+    store = SyncStore(kv, leases, prefix="cilium/state/nodes/v1", cluster_name="c1", metrics=metrics,
+                      nospace_reported=reported)
     await store.start()
     try:
         store.upsert("c1/warm-up", b"1")  # a lease exists: the failures below are the Txns'
