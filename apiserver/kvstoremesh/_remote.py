@@ -50,7 +50,7 @@ from apiserver.kvstoremesh._status import (
     RemoteClusterStatus,
     RemoteClusterSyncedStatus,
 )
-from apiserver.kvstoremesh._watchdog import ConnectionWatchdog
+from apiserver.kvstoremesh._watchdog import ConnectionWatchdog, describe_status
 from apiserver.metrics import Metrics
 
 log = get_logger(__name__)
@@ -219,8 +219,10 @@ class RemoteCluster:
     async def _connect_once(self) -> None:
         self._was_established = False
         self._remote_config = None
-        if self._refused_id is None:  # a refused remote's status keeps saying why, until it is accepted
-            self._status_text = WAITING if self._failures == 0 else "Connecting"
+        if self._failures == 0 and self._refused_id is None:
+            self._status_text = WAITING
+        # Otherwise the status keeps the last failure's text (why it is refused, or why the previous
+        # attempt failed) until this attempt connects or fails in its turn.
         try:
             async with asyncio.timeout(self._cfg.connect_timeout):
                 backend = await self._ctx.connector(self.name, self.path)
@@ -247,11 +249,11 @@ class RemoteCluster:
         self._backend_connected = True
         log.info("Connection to remote cluster established", cluster=self.name,
                  etcd_cluster_id=f"{first_status.cluster_id:x}")
+        endpoint = str(getattr(backend, "endpoint", ""))
         watchdog = ConnectionWatchdog(
             self.name, first_status, heartbeat_timeout=self._cfg.heartbeat_timeout,
             status_interval=self._cfg.status_check_interval, max_failures=self._cfg.max_status_failures,
-            request_timeout=self._cfg.request_timeout, endpoint=str(getattr(backend, "endpoint", "")),
-            on_status=self._set_status_text)
+            request_timeout=self._cfg.request_timeout, endpoint=endpoint, on_status=self._set_status_text)
         self._remote_config = RemoteClusterConfigStatus(required=True)
         remote = await self._retrieve_config(backend)
         self._remote_config = RemoteClusterConfigStatus(
@@ -270,6 +272,7 @@ class RemoteCluster:
             reflector.register(manager, backend, remote_cached=remote.cached,
                                service_exports_enabled=remote.service_exports_enabled)
         self._established = self._was_established = True
+        self._status_text = describe_status(first_status, endpoint)
         self._labels.set(1)
         async with asyncio.TaskGroup() as group:
             group.create_task(manager.run(backend), name=f"watches:{self.name}")
@@ -359,7 +362,9 @@ class RemoteCluster:
     # ------------------------------------------------------------------ state changes
 
     def _set_status_text(self, text: str) -> None:
-        self._status_text = text
+        # The watchdog's text: after a failure or a refusal, only once this connection is accepted.
+        if self._established or (self._failures == 0 and self._refused_id is None):
+            self._status_text = text
 
     def _on_connected(self) -> None:
         self._connected_event.set()

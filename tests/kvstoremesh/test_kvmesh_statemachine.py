@@ -12,6 +12,7 @@ from kvmesh_memmesh import MemMesh
 
 from apiserver.clusterinfo import ClusterInfo
 from apiserver.convert.clusterconfig import CiliumClusterConfig, cluster_config_value
+from apiserver.kvstoremesh._remote import WAITING
 from localmesh.memory.kv import MemoryKV
 
 
@@ -188,6 +189,25 @@ async def test_invalid_remote_configs_are_refused_others_keep_mirroring(
     await eventually(mm.mesh.ready, what="readiness despite refused remotes")
     await mm.mirrored("good")
     assert mm.status("good").num_failures == 0
+
+
+async def test_a_retry_keeps_saying_why_the_last_attempt_failed(
+        make_memmesh: Callable[..., MemMesh]) -> None:
+    mm = make_memmesh(per_cluster_ready_timeout=0.5)
+    garbage = await mm.add_remote(RemoteData.sample("garbage", 8))
+    await garbage.put("cilium/cluster-config/garbage", b"{not json")
+    seen: list[str] = []
+
+    def on_connect(name: str) -> None:  # runs inside the next attempt, before it connects
+        st = mm.status(name)
+        if st is not None and st.num_failures >= 1:
+            seen.append(st.status)
+
+    mm.remotes.on_connect = on_connect
+    await mm.start()
+    await eventually(lambda: len(seen) >= 2, what="two retries after a failure")
+    assert all("not valid JSON" in text for text in seen), seen
+    assert mm.status("garbage").status != WAITING
 
 
 async def test_own_and_invalid_names_are_ignored(memmesh: MemMesh) -> None:
