@@ -138,7 +138,9 @@ class Mesh:
         try:
             await eventually(exact, timeout, what=f"exact mirror of {name}")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {diff(state.get('actual', {}), state.get('expected', {}))}") from None
+            entry = await self.cluster(name)
+            raise AssertionError(f"{exc}: {diff(state.get('actual', {}), state.get('expected', {}))}; "
+                                 f"/v1/cluster: {entry}") from None
         await eventually(lambda: self._reports(name, state["expected"], state["cfg"]), timeout,
                          what=f"/v1/cluster truth for {name}")
 
