@@ -43,6 +43,13 @@ class CompactedError(KVStoreError):
         self.compact_revision = compact_revision
 
 
+class StoreResetError(UnavailableError):
+    """The store behind the connection is not the one we read: a watch was to resume after revision
+    N and the store (asked linearizably) has not reached N. An etcd restarted with an empty data dir
+    keeps its cluster ID and accepts such a watch, which would then wait for revisions that mean
+    something else on the new store. Reconnect and read everything again."""
+
+
 class PermissionDeniedError(KVStoreError):
     """RBAC refused the operation, or authentication failed."""
 

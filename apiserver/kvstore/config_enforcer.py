@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import CompactedError, EventType, KVBackend
+from apiserver.kvstore._backend import CompactedError, EventType, KVBackend, StoreResetError
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore._writes import put_with_lease
 from apiserver.kvstore.leases import LeaseManager
@@ -117,8 +117,9 @@ class ClusterConfigEnforcer:
                         report("Cluster configuration changed by someone else; restoring it",
                                key=self.key, event=foreign[-1].type.value)
                         self._kick.set()
-            except CompactedError:
-                # We may have missed a change: look again and watch from now on.
+            except (CompactedError, StoreResetError):
+                # We may have missed a change (history compacted, or the store reset): look
+                # again and watch from now on.
                 self._known_revision = 0
                 self._kick.set()
             finally:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import CompactedError, EventType, KeyValue, KVBackend, WatchEvent
+from apiserver.kvstore._backend import CompactedError, EventType, KeyValue, KVBackend, StoreResetError, WatchEvent
 from apiserver.kvstore._restore import Verdict
 from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore.syncstore import SyncStore
@@ -100,8 +100,9 @@ class _PrefixRestorer:
                 async for batch in watch:
                     await self._settle(batch.events)
                     self._watched_past(batch.events[-1].mod_revision if batch.events else 0)
-            except CompactedError as exc:
-                log.info("Watch of our own keys was compacted; comparing every key instead",
+            except (CompactedError, StoreResetError) as exc:
+                # The watch's history is gone (compacted, or the store was reset).
+                log.info("Watch of our own keys cannot resume; comparing every key instead",
                          prefix=self.prefix, error=str(exc))
                 start = await self._relist()
             finally:

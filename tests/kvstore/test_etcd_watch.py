@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from apiserver.kvstore import CompactedError, EventType, Put, WatchBatch, WatchEvent
+from apiserver.kvstore import CompactedError, EventType, Put, StoreResetError, WatchBatch, WatchEvent
 from apiserver.kvstore.etcd import EtcdClient
 from localmesh.testing.etcd import EtcdServer
 
@@ -167,6 +167,25 @@ async def test_compaction_during_outage_raises_compacted(progress_client: EtcdCl
         with pytest.raises(CompactedError) as info:
             await _next_events(watch, 1)
         assert info.value.compact_revision == status.revision
+    finally:
+        await watch.aclose()
+
+
+async def test_resume_on_a_store_restarted_empty_raises_store_reset(progress_client: EtcdClient,
+                                                                   etcd_progress: EtcdServer) -> None:
+    # An etcd restarted with an empty data dir keeps its cluster ID and would accept the watch at
+    # the old revision, then wait for revisions that mean something else on the new store.
+    watch = progress_client.watch("w/")
+    try:
+        await _next_progress(watch)
+        for i in range(20):
+            await progress_client.put(f"w/{i:02d}", b"old")
+        await _next_events(watch, 20)
+        await etcd_progress.kill()
+        await etcd_progress.restart(wipe=True)
+        await etcd_progress.etcdctl_async("put", "w/new", "x")  # the new store: a few revisions
+        with pytest.raises(StoreResetError, match="resumes at revision"):
+            await _next_events(watch, 1)
     finally:
         await watch.aclose()
 

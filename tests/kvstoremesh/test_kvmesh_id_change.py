@@ -5,34 +5,39 @@ remote's). Config, cache and status must agree at every step."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kvmesh_etcd import Mesh, client_of, etcds, seed, snapshot
+from kvmesh_etcd import ETCD_FAST, Mesh, client_of, etcds, seed, snapshot
 from kvmesh_helpers import RemoteData, eventually, local_view
 
 pytestmark = pytest.mark.slow
 
 
-async def _restart_with_id(server: Any, name: str, cluster_id: int) -> None:
-    # A store that lived a while: its revision is well above what the new store will reach at
-    # first, so the reset shows (a revision that went back).
+async def _restart_with_id(mesh: Mesh, server: Any, name: str, cluster_id: int) -> None:
+    # A store that lived a while: its revision, as KVStoreMesh's watches know it, is well above
+    # what the new store reaches at first, so the reset shows: the watches cannot resume there.
+    key = f"cilium/state/nodes/v1/{name}/churn"
     async with client_of(server) as client:
         for i in range(30):
-            await client.put("unrelated/counter", b"%d" % i)
+            await client.put(key, b"%d" % i)
+    await mesh.mirrored(name, server)  # the watches are past those revisions
     await server.kill()
     await server.restart(wipe=True)
     await seed(server, RemoteData.sample(name, cluster_id, nodes=1, identities=1, ips=1))
 
 
 async def test_a_new_free_id_drains_the_old_cache_and_mirrors_under_the_new_one(tmp_path: Path) -> None:
+    # No status probe in this test's time: the watches themselves must notice the reset store.
+    watches_only = dataclasses.replace(ETCD_FAST, status_check_interval=3600.0)
     async with etcds("local", "r2") as srv:
         await seed(srv["r2"], RemoteData.sample("r2", 2, nodes=3))
-        async with Mesh(tmp_path, srv["local"]) as mesh:
+        async with Mesh(tmp_path, srv["local"], config=watches_only) as mesh:
             mesh.add("r2", srv["r2"].endpoint)
             await mesh.mirrored("r2", srv["r2"])
-            await _restart_with_id(srv["r2"], "r2", 7)
+            await _restart_with_id(mesh, srv["r2"], "r2", 7)
             await mesh.mirrored("r2", srv["r2"], timeout=30)  # exact: nothing of ID 2 is left
             entry = await mesh.cluster("r2")
             assert entry is not None and entry["config"]["cluster-id"] == 7
@@ -52,7 +57,7 @@ async def test_an_id_that_is_not_free_is_refused_with_the_cache_drained(
             mesh.add("r3", srv["r3"].endpoint)
             await mesh.mirrored("r2", srv["r2"])
             await mesh.mirrored("r3", srv["r3"])
-            await _restart_with_id(srv["r2"], "r2", 1 if taken_by == "local" else 3)
+            await _restart_with_id(mesh, srv["r2"], "r2", 1 if taken_by == "local" else 3)
 
             seen: list[object] = []
 

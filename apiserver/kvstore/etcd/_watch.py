@@ -7,7 +7,11 @@ while etcd replays history a response's header carries the *current* revision al
 events are still to come, and etcd 3.4 may send a progress notification ahead of pending events.
 
 A cancellation because the start revision was compacted raises ``CompactedError``; the caller
-relists. Closing the generator (``aclose()``) cancels the gRPC stream.
+relists. A watch created at revision N on a store that has not reached N - 1 (asked again
+linearizably, since a lagging member may be behind for a moment) raises ``StoreResetError``: the
+store was reset (an etcd restarted with an empty data dir keeps its cluster ID and would wait,
+silently, for revisions that mean something else there). Closing the generator (``aclose()``)
+cancels the gRPC stream.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import grpc
 
 from apiserver._backoff import Backoff
 from apiserver._logging import get_logger
-from apiserver.kvstore._backend import CompactedError, KVStoreError, PermissionDeniedError, WatchBatch
+from apiserver.kvstore._backend import (
+    CompactedError,
+    KVStoreError,
+    PermissionDeniedError,
+    StoreResetError,
+    UnavailableError,
+    WatchBatch,
+)
 from apiserver.kvstore.etcd._codec import prefix_range, to_events
 from apiserver.kvstore.etcd._errors import details, is_invalid_token, status_code, to_kvstore_error
 from apiserver.kvstore.etcd._transport import Connection, Transport, closed_under_call
@@ -58,6 +69,8 @@ class WatchHost(Protocol):
 
     async def reauthenticate(self, stale_token: str | None) -> None: ...
 
+    async def current_revision(self) -> int: ...
+
 
 class _StreamBroken(Exception):
     """The server ended the stream without an error status."""
@@ -76,6 +89,16 @@ def _create_request(key: bytes, range_end: bytes, start_revision: int, progress_
 def _is_auth_cancel(reason: str) -> bool:
     # etcd 3.4 reports an expired token on watch creation as "permission denied".
     return "permission denied" in reason or "auth token" in reason
+
+
+async def _check_not_reset(host: WatchHost, prefix: str, next_rev: int) -> None:
+    try:
+        revision = await host.current_revision()
+    except UnavailableError as exc:
+        raise _StreamBroken(f"could not read the store's revision: {exc}") from None
+    if revision < next_rev - 1:
+        raise StoreResetError(f"etcd store was reset: the watch on {prefix!r} resumes at revision {next_rev}, "
+                              f"the store is at revision {revision}")
 
 
 async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
@@ -113,6 +136,8 @@ async def watch_prefix(host: WatchHost, prefix: str, start_revision: int,
                     reauthenticated = False
                     if next_rev == 0:
                         next_rev = resp.header.revision + 1
+                    elif resp.header.revision < next_rev - 1:
+                        await _check_not_reset(host, prefix, next_rev)
                     continue
                 if resp.events:
                     events = to_events(resp.events)

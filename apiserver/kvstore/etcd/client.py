@@ -368,6 +368,12 @@ class EtcdClient:
         """See ``KVBackend.watch`` and ``_watch``. Close it with ``aclose()`` (cancels the stream)."""
         return watch_prefix(self, prefix, start_revision, progress_notify)
 
+    async def current_revision(self) -> int:
+        """The store's revision, read linearizably (through the leader's read index, so no lower
+        than any revision this client has seen from any member, unless the store was reset)."""
+        resp = await self._unary("KV.Range", pb.RangeRequest(key=b"\0", keys_only=True), idempotent=True)
+        return int(resp.header.revision)
+
     async def status(self) -> Status:
         resp = await self._unary("Maintenance.Status", pb.StatusRequest(), idempotent=True)
         header = resp.header
