@@ -129,8 +129,9 @@ class Exporter:
         # Whatever someone else deletes or overwrites of ours is written back (``restore``); not
         # on a backend that keeps nothing (``clustermesh-dbg verify``): all would look deleted.
         self.restorers: list[KeyRestorer | CanaryRestorer] = [
-            *(KeyRestorer(backend, s) for s in self.stores.values()),
-            CanaryRestorer(backend, cluster.name, list(self.stores.values()))] if restore else []
+            *(KeyRestorer(backend, s, self.store_monitor.notice) for s in self.stores.values()),
+            CanaryRestorer(backend, cluster.name, list(self.stores.values()), self.store_monitor.notice),
+        ] if restore else []
         self.namespaces = NamespaceGate(options.default_global_namespace)
         self._kube_metrics = KubeRequestMetrics(metrics)
         self._namespace_reflector = kube.reflector(NAMESPACES, self.namespaces, metrics=self._kube_metrics)

@@ -26,7 +26,7 @@ rest) and counted in ``kvstore_keys_restored_total``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from apiserver._logging import get_logger
@@ -58,8 +58,10 @@ class _PrefixRestorer:
     """The watch loop shared by the key and canary restorers: wait for the store(s) to be synced,
     watch from ``_start_revision()``, judge every event, relist after a compaction."""
 
-    def __init__(self, backend: KVBackend, prefix: str, stores: Sequence[SyncStore], name: str) -> None:
+    def __init__(self, backend: KVBackend, prefix: str, stores: Sequence[SyncStore], name: str,
+                 on_store_reset: Callable[[str], None] | None = None) -> None:
         self._backend = backend
+        self._on_store_reset = on_store_reset
         self.prefix = prefix
         self._stores = stores
         self._task = SupervisedTask(name, self._run)
@@ -101,9 +103,12 @@ class _PrefixRestorer:
                     await self._settle(batch.events)
                     self._watched_past(batch.events[-1].mod_revision if batch.events else 0)
             except (CompactedError, StoreResetError) as exc:
-                # The watch's history is gone (compacted, or the store was reset).
+                # The watch's history is gone (compacted, or the store was reset: the owner's reset
+                # path, told here, writes everything again and restarts this restorer).
                 log.info("Watch of our own keys cannot resume; comparing every key instead",
                          prefix=self.prefix, error=str(exc))
+                if isinstance(exc, StoreResetError) and self._on_store_reset is not None:
+                    self._on_store_reset(str(exc))
                 start = await self._relist()
             finally:
                 await _aclose(watch)
@@ -125,8 +130,10 @@ class _PrefixRestorer:
 class KeyRestorer(_PrefixRestorer):
     """Keeps the keys of one sync store under its owned prefix (see the module docstring)."""
 
-    def __init__(self, backend: KVBackend, store: SyncStore) -> None:
-        super().__init__(backend, store.owned_prefix, [store], f"key-restorer:{store.owned_prefix}")
+    def __init__(self, backend: KVBackend, store: SyncStore,
+                 on_store_reset: Callable[[str], None] | None = None) -> None:
+        super().__init__(backend, store.owned_prefix, [store], f"key-restorer:{store.owned_prefix}",
+                         on_store_reset)
         self._store = store
         store.own_writes.enabled = True
         self._base = store.prefix + "/"
@@ -201,9 +208,10 @@ class KeyRestorer(_PrefixRestorer):
 class CanaryRestorer(_PrefixRestorer):
     """Keeps every store's canary ``cilium/synced/<C>/...`` once it is written."""
 
-    def __init__(self, backend: KVBackend, cluster_name: str, stores: Sequence[SyncStore]) -> None:
+    def __init__(self, backend: KVBackend, cluster_name: str, stores: Sequence[SyncStore],
+                 on_store_reset: Callable[[str], None] | None = None) -> None:
         prefix = join_key(SYNCED_PREFIX, cluster_name) + "/"
-        super().__init__(backend, prefix, stores, f"canary-restorer:{prefix}")
+        super().__init__(backend, prefix, stores, f"canary-restorer:{prefix}", on_store_reset)
         self._by_key = {s.canary_key: s for s in stores}
 
     async def _catch_up(self) -> int:

@@ -9,7 +9,9 @@ fails, the data is just gone. The signals, read from ``Status`` every ``interval
   catches a reset even when our rewrites pushed the new store's revision past the old one;
 - the etcd cluster ID changed (another etcd cluster answers at the address).
 
-Any of them calls ``on_reset(reason)`` once, awaited, then the new store becomes the baseline.
+Any of them calls ``on_reset(reason)`` once, awaited, then the new store becomes the baseline. So
+does ``notice(reason)``, at once: a watch of the owner found that it cannot resume on this store
+(``StoreResetError``), which also catches a new store that already reached the last revision polled.
 KVStoreMesh's remote watchdog (``kvstoremesh/_watchdog.py``) checks the same signals for its
 remotes. This module only reads; what to do about a reset is the owner's business.
 """
@@ -17,11 +19,12 @@ remotes. This module only reads; what to do about a reset is the owner's busines
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from apiserver._logging import get_logger
 from apiserver.kvstore._backend import ClusterIDChangedError, KVBackend, KVStoreError, Status
-from apiserver.kvstore._supervise import SupervisedTask, every
+from apiserver.kvstore._supervise import SupervisedTask
 from apiserver.kvstore.nospace import SpaceAlarm
 
 __all__ = ["StoreResetMonitor", "reset_reason"]
@@ -65,7 +68,23 @@ class StoreResetMonitor:
         self.reachable = True
         self.resets = 0
         self.last_reason: str | None = None
-        self._task = SupervisedTask("etcd-store-reset-monitor", every(lambda: self.interval, self.check_once))
+        self._noticed: str | None = None
+        self._kick = asyncio.Event()
+        self._task = SupervisedTask("etcd-store-reset-monitor", self._loop)
+
+    def notice(self, reason: str) -> None:
+        """The store was reset, as something else found out: handle it now (see the module docstring)."""
+        if self._noticed is None:
+            self._noticed = reason
+        self._kick.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._kick.clear()
+            await self.check_once()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._kick.wait()
 
     async def _status(self) -> Status:
         async with asyncio.timeout(self._request_timeout):
@@ -93,13 +112,15 @@ class StoreResetMonitor:
         self.reachable = True
         if self.space is not None:
             self.space.observe(status)
-        before = self._baseline
-        if before is None:
+        before, noticed, self._noticed = self._baseline, self._noticed, None
+        if before is None and noticed is None:
             self._baseline = status
             return None
-        reason = reset_reason(before, status)
+        reason = reset_reason(before, status) if before is not None else None
         if reason is None and changed_id:
             reason = "etcd cluster ID changed"
+        if reason is None:
+            reason = noticed
         if reason is None:
             self._baseline = status
             return None
@@ -108,6 +129,9 @@ class StoreResetMonitor:
         log.warning("etcd store was reset; writing everything again", reason=reason)
         await self._on_reset(reason)
         self._baseline = status  # the new store, as found
+        # What watches noticed until now was this reset: the owner has just handled it.
+        self._noticed = None
+        self._kick.clear()
         return reason
 
     def start(self) -> None:

@@ -38,7 +38,7 @@ async def test_etcd_restarted_with_an_empty_data_dir(world: World) -> None:
     fault = time.monotonic()
     await world.etcd.kill()
     await world.etcd.restart(wipe=True)  # the pod's emptyDir: same member, no data
-    await poll(lambda: logged(exporter, "etcd store was reset"), "reset noticed")
+    await poll(lambda: logged(exporter, "etcd store was reset; writing everything again"), "reset noticed")
     # From the moment it is ready again, etcd must be complete: readiness is truthful.
     await poll(exporter.ready, "ready again")
     report = await world.drift()

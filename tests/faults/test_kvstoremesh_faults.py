@@ -95,7 +95,7 @@ async def test_remote_etcd_wiped(mesh: tuple[ExporterProcess, Mesh]) -> None:
     fault = time.monotonic()
     await m.world.etcd.kill()
     await m.world.etcd.restart(wipe=True)
-    await poll(lambda: logged(exporter, "etcd store was reset"), "the exporter noticed")
+    await poll(lambda: logged(exporter, "etcd store was reset; writing everything again"), "the exporter noticed")
     await m.world.converged("(remote) exporter after its etcd was wiped", exporter, since=fault)
     await m.converged("kvstoremesh: remote etcd wiped (emptyDir), exporter rewrote it", fault)
 

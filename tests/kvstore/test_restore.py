@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from apiserver.kvstore import StoreResetError
 from apiserver.kvstore._restore import FREE_RESTORES, MAX_DELAY, WINDOW, OwnWrites, Strikes, Verdict, judge
 from apiserver.kvstore._syncqueue import SyncQueue
 from apiserver.kvstore.leases import LeaseManager
@@ -211,6 +212,25 @@ async def test_after_a_store_reset_the_watch_starts_again_on_the_new_store(
     await eventually(lambda: exported.etcd() == exported.wanted(), what="the key back after the reset")
     await eventually(lambda: exported.kv.entry(store.canary_key) is not None, what="the canary back")
     assert exported.keys.restored == 1 and exported.canaries.restored == 1
+
+
+async def test_a_watch_that_cannot_resume_on_a_reset_store_tells_the_owner_and_compares_every_key(
+        kv: MemoryKV, leases: LeaseManager, eventually: Eventually) -> None:
+    told: list[str] = []
+    exported = Exported(kv, leases)
+    exported.keys = KeyRestorer(kv, exported.store, told.append)
+    exported.canaries = CanaryRestorer(kv, "c1", [exported.store], told.append)
+    reset = StoreResetError("etcd store was reset: the watch on 'cilium/' resumes at revision 99")
+    kv.fail_next(1, reset, ops={"watch"})  # the first watch of either restorer
+    await exported.start(eventually)
+    try:
+        await eventually(lambda: told != [], what="the owner told")
+        assert told == [str(reset)]
+        # It compared every key instead (a listing), and watches on: damage is still repaired.
+        await kv.delete(f"{PREFIX}/10.0.0.3")
+        await eventually(lambda: exported.etcd() == exported.wanted(), what="the key back")
+    finally:
+        await exported.stop()
 
 
 async def test_two_writers_that_disagree_back_off_instead_of_fighting(

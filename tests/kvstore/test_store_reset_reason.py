@@ -1,11 +1,17 @@
-"""The pure check of ``StoreResetMonitor``: which status changes mean a new, empty store."""
+"""``StoreResetMonitor``: which status changes mean a new, empty store (a pure check), and a reset
+that something else noticed."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from apiserver.kvstore import Status
-from apiserver.kvstore.store_reset import reset_reason
+from apiserver.kvstore.store_reset import StoreResetMonitor, reset_reason
+from localmesh.memory.kv import MemoryKV
+
+Eventually = Callable[..., Awaitable[None]]
 
 BEFORE = Status(cluster_id=0xC1, member_id=1, version="3.4.23", db_size=1, leader=1, raft_term=5,
                 revision=1000)
@@ -31,3 +37,26 @@ def test_reset_reason(now: Status, reason: str | None) -> None:
         assert found is None
     else:
         assert found is not None and reason in found
+
+
+async def test_a_noticed_reset_is_handled_at_once_without_waiting_for_the_poll(
+        kv: MemoryKV, eventually: Eventually) -> None:
+    # A watch found that it cannot resume on this store (``StoreResetError``); the status itself
+    # shows nothing (a new store that already reached the last revision polled).
+    reasons: list[str] = []
+
+    async def on_reset(reason: str) -> None:
+        reasons.append(reason)
+
+    monitor = StoreResetMonitor(kv, on_reset, interval=3600.0)
+    assert await monitor.check_once() is None  # the baseline
+    monitor.start()
+    try:
+        assert reasons == []
+        monitor.notice("etcd store was reset: the watch on 'k/' resumes at revision 9")
+        monitor.notice("a second watch says the same")
+        await eventually(lambda: reasons != [])
+        assert reasons == ["etcd store was reset: the watch on 'k/' resumes at revision 9"]
+        assert monitor.resets == 1 and monitor.last_reason == reasons[0]
+    finally:
+        await monitor.stop()
