@@ -14,7 +14,7 @@ import pytest
 
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
-from localmesh.testing.ports import free_port
+from localmesh.testing.ports import free_ports
 from localmesh.testing.processes import answers_ready, child_process
 from localmesh.testing.synthetic import ClusterShape, synthetic_cluster
 from tests.clustermesh.conftest import dump_etcd, wait_for
@@ -74,7 +74,7 @@ async def test_process_exports_serves_probes_and_stops_on_sigterm(
     kubeconfig = kubesim.write_kubeconfig(tmp_path / "kubeconfig")
     etcd_config = tmp_path / "etcd-config.yaml"
     etcd_config.write_text(f"endpoints:\n- {etcd_server.endpoint}\n")
-    health_port, metrics_port = free_port(), free_port()
+    health_port, metrics_port = free_ports(2)
     async with child_process(
         sys.executable, "-m", "apiserver", "clustermesh", *HELM_ARGS,
         f"--kvstore-opt=etcd.config={etcd_config}", f"--k8s-kubeconfig-path={kubeconfig}",

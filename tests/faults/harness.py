@@ -29,7 +29,7 @@ from apiserver.kvstore.options import KVStoreOptions
 from localmesh.kubesim import KubeSim
 from localmesh.testing.etcd import EtcdServer
 from localmesh.testing.polling import eventually
-from localmesh.testing.ports import free_port
+from localmesh.testing.ports import free_ports
 
 CLUSTER = ClusterInfo("cluster1", 1)
 DEADLINE = 180.0  # generous: 2 CPUs shared by many processes; the measured time is what is reported
@@ -100,7 +100,7 @@ class Process:
 class ExporterProcess(Process):
     def __init__(self, log_dir: Path, etcd_endpoint: str, kubeconfig: Path, *extra: str,
                  name: str = "exporter") -> None:
-        self.health_port, self.metrics_port = free_port(), free_port()
+        self.health_port, self.metrics_port = free_ports(2)  # together: never the same port twice
         super().__init__(name, [
             "clustermesh", f"--cluster-name={CLUSTER.name}", f"--cluster-id={CLUSTER.id}",
             f"--kvstore-opt=etcd.address={etcd_endpoint}", f"--k8s-kubeconfig-path={kubeconfig}",

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 
 from localmesh.testing.etcd import EtcdServer
-from localmesh.testing.ports import free_port
 from localmesh.testing.synthetic import ClusterShape
 from tests.faults.harness import World, poll
 from tests.faults.test_etcd_faults import exporting
@@ -61,7 +60,7 @@ async def large_mesh(world: World) -> AsyncIterator[Mesh]:
         mesh = Mesh(world, local)
         mesh.process.args = [f"--clustermesh-drain-grace-period={GRACE}" if a.startswith(
             "--clustermesh-drain-grace-period=") else a for a in mesh.process.args]
-        mesh.process.args.append(f"--prometheus-serve-addr=127.0.0.1:{free_port()}")
+        mesh.process.args.append(f"--prometheus-serve-addr=127.0.0.1:{mesh.metrics_port}")
         await mesh.process.start()
         await mesh.converged("kvstoremesh: initial mirror (2,000 IP keys)", time.monotonic())
         yield mesh

@@ -18,7 +18,7 @@ from apiserver.kvstore.drift import DriftReport
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh.verify import verify_cache
 from localmesh.testing.etcd import EtcdServer
-from tests.faults.harness import RESULTS, ExporterProcess, Process, World, free_port, poll
+from tests.faults.harness import RESULTS, ExporterProcess, Process, World, free_ports, poll
 from tests.faults.test_etcd_faults import exporting, logged
 
 LOCAL = ClusterInfo("cluster2", 2)
@@ -31,10 +31,12 @@ class Mesh:
         self.config_dir = world.tmp / "clustermesh"
         self.config_dir.mkdir()
         (self.config_dir / "cluster1").write_text(f"endpoints:\n- {world.etcd.endpoint}\n")
+        # Taken together, so no two are the same (the metrics port is for tests that serve metrics).
+        health_port, api_port, self.metrics_port = free_ports(3)
         self.process = world.add(Process("kvstoremesh", [
             "kvstoremesh", f"--cluster-name={LOCAL.name}", f"--cluster-id={LOCAL.id}",
             f"--clustermesh-config={self.config_dir}", f"--kvstore-opt=etcd.address={local.endpoint}",
-            f"--health-port={free_port()}", f"--api-serve-addr=127.0.0.1:{free_port()}",
+            f"--health-port={health_port}", f"--api-serve-addr=127.0.0.1:{api_port}",
             "--clustermesh-drain-grace-period=0s", "--clustermesh-remote-status-interval=1s"], world.tmp))
 
     async def report(self) -> DriftReport:

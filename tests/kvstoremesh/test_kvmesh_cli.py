@@ -18,7 +18,7 @@ from kvmesh_helpers import RemoteData, eventually
 from apiserver.cli import build_parser
 from apiserver.cli import main as cli_main
 from apiserver.cli.kvstoremesh import settings_from_args
-from localmesh.testing.ports import free_port
+from localmesh.testing.ports import free_port, free_ports
 from localmesh.testing.processes import answers_ready
 
 
@@ -107,7 +107,7 @@ def test_dbg_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str]) -
 async def test_real_process_serves_readyz_api_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     config_dir = tmp_path / "clustermesh"
     config_dir.mkdir()
-    health, api, prom = free_port(), free_port(), free_port()
+    health, api, prom = free_ports(3)
     async with etcds("local", "r2") as srv:
         await seed(srv["r2"], RemoteData.sample("r2", 2))
         write_remote_config(config_dir, "r2", srv["r2"].endpoint)
