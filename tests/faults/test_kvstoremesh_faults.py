@@ -18,7 +18,8 @@ from apiserver.kvstore.drift import DriftReport
 from apiserver.kvstore.etcd import EtcdClient, EtcdConfig
 from apiserver.kvstoremesh.verify import verify_cache
 from localmesh.testing.etcd import EtcdServer
-from tests.faults.harness import RESULTS, ExporterProcess, Process, World, free_ports, poll
+from localmesh.testing.ports import free_ports
+from tests.faults.harness import RESULTS, ExporterProcess, Process, World, poll
 from tests.faults.test_etcd_faults import exporting, logged
 
 LOCAL = ClusterInfo("cluster2", 2)

@@ -10,8 +10,9 @@ from pathlib import Path
 import aiohttp
 
 from localmesh.testing.etcd import EtcdServer, EtcdTLS
+from localmesh.testing.ports import free_port
 from localmesh.testing.synthetic import synthetic_cluster
-from tests.faults.harness import RESULTS, ExporterProcess, World, free_port, poll, seed_objects
+from tests.faults.harness import RESULTS, ExporterProcess, World, poll, seed_objects
 from tests.faults.test_etcd_faults import SHAPE
 
 
